@@ -1,0 +1,179 @@
+package authz
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// This file decodes grant JSON level by level, so that an error names the
+// full path to the offending value, map keys included, e.g.
+// `backends["pg-main"].pg.databases["appdb"].permissions: got a JSON string,
+// want an array`. encoding/json alone reports "backends.pg.databases.permissions".
+
+// fieldError is a decoding error at a path inside a grant object.
+type fieldError struct {
+	path string // e.g. `backends["pg-main"].pg`
+	err  error
+}
+
+func (e *fieldError) Error() string { return e.path + ": " + e.err.Error() }
+func (e *fieldError) Unwrap() error { return e.err }
+
+// inField returns err located inside the field or map key name (a map key is
+// written `["key"]`): a fieldError's path is prefixed, any other error gets
+// name as its path.
+func inField(name string, err error) error {
+	var fe *fieldError
+	if errors.As(err, &fe) && error(fe) == err {
+		sep := "."
+		if strings.HasPrefix(fe.path, "[") {
+			sep = ""
+		}
+		return &fieldError{path: name + sep + fe.path, err: fe.err}
+	}
+	return &fieldError{path: name, err: err}
+}
+
+// decodeObject unmarshals the JSON object b into v. JSON null leaves v
+// unchanged; any other non-object is an error. Type errors name the field.
+func decodeObject(b []byte, v any) error {
+	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return fmt.Errorf("got a JSON %s, want an object", jsonKind(b))
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return describeJSONError(err)
+	}
+	return nil
+}
+
+// describeJSONError rewrites encoding/json's type errors to name the field and
+// the expected JSON type instead of Go type names.
+func describeJSONError(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msg := fmt.Errorf("got a JSON %s, want %s", te.Value, jsonTypeName(te.Type.String()))
+	if te.Field == "" {
+		return msg
+	}
+	return &fieldError{path: te.Field, err: msg}
+}
+
+// jsonTypeName turns a Go type name from an UnmarshalTypeError into the JSON
+// type a policy author should write.
+func jsonTypeName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case goType == "string":
+		return "a string"
+	default:
+		return "an object"
+	}
+}
+
+// jsonKind names the kind of the JSON value b, for error messages.
+func jsonKind(b []byte) string {
+	if len(b) == 0 {
+		return "empty value"
+	}
+	switch b[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// UnmarshalJSON implements json.Unmarshaler for a grant object.
+func (g *Grant) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Limits   json.RawMessage            `json:"limits"`
+		Backends map[string]json.RawMessage `json:"backends"`
+	}
+	if err := decodeObject(b, &raw); err != nil {
+		return err
+	}
+	var out Grant
+	if len(raw.Limits) > 0 && string(raw.Limits) != "null" {
+		out.Limits = new(GrantLimits)
+		if err := out.Limits.UnmarshalJSON(raw.Limits); err != nil {
+			return inField("limits", err)
+		}
+	}
+	backends, err := decodeMap[Backend](raw.Backends)
+	if err != nil {
+		return inField("backends", err)
+	}
+	out.Backends = backends
+	*g = out
+	return nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler for one listener's grant.
+func (be *Backend) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		PG json.RawMessage `json:"pg"`
+	}
+	if err := decodeObject(b, &raw); err != nil {
+		return err
+	}
+	var out Backend
+	if len(raw.PG) > 0 && string(raw.PG) != "null" {
+		out.PG = new(PGBackend)
+		if err := out.PG.UnmarshalJSON(raw.PG); err != nil {
+			return inField("pg", err)
+		}
+	}
+	*be = out
+	return nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler for a postgres listener's grant.
+func (p *PGBackend) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Databases map[string]json.RawMessage `json:"databases"`
+	}
+	if err := decodeObject(b, &raw); err != nil {
+		return err
+	}
+	dbs, err := decodeMap[DatabaseGrant](raw.Databases)
+	if err != nil {
+		return inField("databases", err)
+	}
+	*p = PGBackend{Databases: dbs}
+	return nil
+}
+
+// decodeMap decodes every value of m as a JSON object of type V, in key
+// order (so the first error reported is deterministic). A nil m yields nil.
+func decodeMap[V any](m map[string]json.RawMessage) (map[string]V, error) {
+	if m == nil {
+		return nil, nil
+	}
+	out := make(map[string]V, len(m))
+	for _, k := range sortedKeys(m) {
+		var v V
+		if err := decodeObject(m[k], &v); err != nil {
+			return nil, inField(fmt.Sprintf("[%q]", k), err)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

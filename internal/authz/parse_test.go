@@ -1,0 +1,155 @@
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// raws converts JSON strings to capability values.
+func raws(caps ...string) []json.RawMessage {
+	out := make([]json.RawMessage, len(caps))
+	for i, c := range caps {
+		out[i] = json.RawMessage(c)
+	}
+	return out
+}
+
+func TestParseGrants(t *testing.T) {
+	appdb := map[string]Backend{"pg-main": {PG: &PGBackend{Databases: map[string]DatabaseGrant{
+		"appdb": {Permissions: []string{"readwrite"}},
+	}}}}
+	tests := []struct {
+		name string
+		caps []string
+		want []Grant
+	}{
+		{name: "nil caps", caps: nil, want: nil},
+		{name: "null value", caps: []string{`null`}, want: nil},
+		{name: "empty array", caps: []string{`[]`}, want: nil},
+		{name: "null elements skipped", caps: []string{`[null]`}, want: nil},
+		{
+			name: "array of one",
+			caps: []string{`[{"backends":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readwrite"]}}}}}}]`},
+			want: []Grant{{Backends: appdb}},
+		},
+		{
+			name: "single object accepted",
+			caps: []string{` {"backends":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readwrite"]}}}}}} `},
+			want: []Grant{{Backends: appdb}},
+		},
+		{
+			name: "unknown fields ignored at every level",
+			caps: []string{`[{"future":1,"backends":{"pg-main":{"mysql":{},"pg":{"x":true,"databases":{"appdb":{"permissions":["readwrite"],"ttl":"1h"}}}}}}]`},
+			want: []Grant{{Backends: appdb}},
+		},
+		{
+			name: "several values and objects keep order",
+			caps: []string{`[{"limits":{"max_conns":1}},{"limits":{"max_conns":2}}]`, `{"limits":{"max_conns":3}}`},
+			want: []Grant{
+				{Limits: &GrantLimits{MaxConns: 1}},
+				{Limits: &GrantLimits{MaxConns: 2}},
+				{Limits: &GrantLimits{MaxConns: 3}},
+			},
+		},
+		{
+			name: "limits as numbers",
+			caps: []string{`[{"limits":{"max_conns":10,"max_conn_duration":90,"max_bytes_per_conn":1048576}}]`},
+			want: []Grant{{Limits: &GrantLimits{MaxConns: 10, MaxConnDuration: 90 * time.Second, MaxBytesPerConn: 1 << 20}}},
+		},
+		{
+			name: "limits as strings with units",
+			caps: []string{`[{"limits":{"max_conns":"10","max_conn_duration":"2d","max_bytes_per_conn":"10GB"}}]`},
+			want: []Grant{{Limits: &GrantLimits{MaxConns: 10, MaxConnDuration: 48 * time.Hour, MaxBytesPerConn: 10_000_000_000}}},
+		},
+		{
+			name: "limits fractional seconds and exponent",
+			caps: []string{`[{"limits":{"max_conn_duration":1.5,"max_bytes_per_conn":1e3}}]`},
+			want: []Grant{{Limits: &GrantLimits{MaxConnDuration: 1500 * time.Millisecond, MaxBytesPerConn: 1000}}},
+		},
+		{
+			name: "null limits fields are zero",
+			caps: []string{`[{"limits":{"max_conns":null,"max_conn_duration":null}}]`},
+			want: []Grant{{Limits: &GrantLimits{}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseGrants(raws(tt.caps...))
+			if err != nil {
+				t.Fatalf("ParseGrants: got error %v, want none", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ParseGrants:\ngot  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseGrantsErrors(t *testing.T) {
+	db := func(entry string) string {
+		return `[{"backends":{"pg-main":{"pg":{"databases":{"appdb":` + entry + `}}}}}]`
+	}
+	tests := []struct {
+		name       string
+		caps       []string
+		wantDetail []string // substrings of the error
+	}{
+		{name: "invalid JSON", caps: []string{`[{"backends":`}, wantDetail: []string{"capability value 1", "not valid JSON"}},
+		{name: "empty value", caps: []string{``}, wantDetail: []string{"empty value"}},
+		{name: "string value", caps: []string{`"readonly"`}, wantDetail: []string{"JSON string", "want an array of grant objects"}},
+		{name: "number element", caps: []string{`[null, {}, 5]`}, wantDetail: []string{"grant object 3", "JSON number", "want an object"}},
+		{name: "second value bad", caps: []string{`[]`, `true`}, wantDetail: []string{"capability value 2", "JSON boolean"}},
+		{name: "backends wrong type", caps: []string{`[{"backends":[]}]`}, wantDetail: []string{"backends", "array", "want an object"}},
+		{name: "permissions not a list", caps: []string{db(`{"permissions":"readonly"}`)}, wantDetail: []string{"permissions", "want an array"}},
+		{name: "permission not a string", caps: []string{db(`{"permissions":[1]}`)}, wantDetail: []string{"permissions", "want a string"}},
+		{name: "unknown preset", caps: []string{db(`{"permissions":["readonly","superuser"]}`)}, wantDetail: []string{`backends["pg-main"].pg.databases["appdb"].permissions[1]`, `unknown preset "superuser"`}},
+		{name: "blank schema", caps: []string{db(`{"permissions":["readonly"],"schemas":[" "]}`)}, wantDetail: []string{"schemas[0]", "empty schema name"}},
+		{name: "blank sql", caps: []string{db(`{"permissions":["readonly"],"sql":[""]}`)}, wantDetail: []string{"sql[0]", "empty statement"}},
+		{name: "empty database key", caps: []string{`[{"backends":{"pg-main":{"pg":{"databases":{"":{"permissions":["readonly"]}}}}}}]`}, wantDetail: []string{"empty database name"}},
+		{name: "negative max_conns", caps: []string{`[{"limits":{"max_conns":-1}}]`}, wantDetail: []string{"limits.max_conns", "not a whole non-negative number"}},
+		{name: "fractional max_conns", caps: []string{`[{"limits":{"max_conns":1.5}}]`}, wantDetail: []string{"limits.max_conns"}},
+		{name: "huge max_conns", caps: []string{`[{"limits":{"max_conns":1e20}}]`}, wantDetail: []string{"limits.max_conns", "too large"}},
+		{name: "huge exponent", caps: []string{`[{"limits":{"max_bytes_per_conn":1e999999999}}]`}, wantDetail: []string{"limits.max_bytes_per_conn", "out of range"}},
+		{name: "bad duration", caps: []string{`[{"limits":{"max_conn_duration":"soon"}}]`}, wantDetail: []string{"limits.max_conn_duration", `invalid duration "soon"`}},
+		{name: "negative duration", caps: []string{`[{"limits":{"max_conn_duration":-5}}]`}, wantDetail: []string{"limits.max_conn_duration", "negative"}},
+		{name: "bad size", caps: []string{`[{"limits":{"max_bytes_per_conn":"10 parsecs"}}]`}, wantDetail: []string{"limits.max_bytes_per_conn", "unknown unit"}},
+		{name: "fractional bytes", caps: []string{`[{"limits":{"max_bytes_per_conn":0.5}}]`}, wantDetail: []string{"limits.max_bytes_per_conn", "whole"}},
+		{name: "limit wrong type", caps: []string{`[{"limits":{"max_conns":true}}]`}, wantDetail: []string{"limits.max_conns", "number or a string"}},
+		{name: "limits not an object", caps: []string{`[{"limits":3}]`}, wantDetail: []string{"limits"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseGrants(raws(tt.caps...))
+			if err == nil {
+				t.Fatalf("ParseGrants = %+v, want an error", got)
+			}
+			if !errors.Is(err, ErrBadGrant) {
+				t.Errorf("got error %v, want one wrapping ErrBadGrant", err)
+			}
+			for _, want := range tt.wantDetail {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("got error %q, want it to contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestGrantLimitsJSONRoundTrip(t *testing.T) {
+	in := GrantLimits{MaxConns: 3, MaxConnDuration: 90 * time.Minute, MaxBytesPerConn: 5 << 30}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatalf("Marshal: %v", err)
+	}
+	var out GrantLimits
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("Unmarshal(%s): %v", b, err)
+	}
+	if out != in {
+		t.Errorf("round trip via %s: got %+v, want %+v", b, out, in)
+	}
+}
