@@ -1,0 +1,254 @@
+// Package config reads Waypoint's TOML configuration file (SPEC section 2):
+// the schema as Go types, defaults, "${VAR}" expansion from the environment,
+// and validation that reports every problem at once, each with its key path
+// and line, so that nothing starts from a file that is wrong.
+//
+// Parse and Load return a *Config that has passed Validate; the values in it
+// are normalised (enums lower case, defaults filled in) and need no further
+// checks by their users.
+package config
+
+import "time"
+
+// Config is a whole configuration file. Build one with Parse or Load; a
+// Config built in code gets no defaults, only Validate.
+type Config struct {
+	// Tailscale configures the tsnet node. The [tailscale] table.
+	Tailscale Tailscale
+	// Provisioning holds global provisioning switches. [provisioning].
+	Provisioning Provisioning
+	// Revalidation controls live re-authorization. [revalidation].
+	Revalidation Revalidation
+	// Defaults holds values used where a grant sets none. [defaults].
+	Defaults Defaults
+	// Redis, when non-nil, shares limit state between Waypoint instances.
+	// Nil when the [redis] table is absent: limits are per instance.
+	Redis *Redis
+	// Metrics, when non-nil, serves Prometheus metrics and health endpoints.
+	// Nil when the [metrics] table is absent: no metrics listener.
+	Metrics *Metrics
+	// Shutdown bounds graceful shutdown. [shutdown].
+	Shutdown Shutdown
+	// Listeners are the [[listeners]] tables, in file order; at least one.
+	Listeners []Listener
+
+	// lines locates key paths in the source file for Validate's messages;
+	// nil for a Config built in code.
+	lines keyLines
+}
+
+// Tailscale configures the embedded tsnet node.
+type Tailscale struct {
+	// Hostname is the node's name in the tailnet (key hostname). Required.
+	Hostname string
+	// StateDir holds the node's keys and state (key state_dir). Default
+	// "/var/lib/waypoint/tsnet".
+	StateDir string
+	// AuthKey logs the node in when it has no state yet (key auth_key).
+	// Default: the TS_AUTHKEY environment variable; empty means interactive
+	// login (or existing state).
+	AuthKey string
+	// ControlURL is the coordination server (key control_url): Tailscale,
+	// Headscale or a test server. Default "" (Tailscale's own).
+	ControlURL string
+	// Ephemeral registers the node as ephemeral (key ephemeral). Default false.
+	Ephemeral bool
+	// AdvertiseTags are the ACL tags the node requests, each "tag:…"
+	// (key advertise_tags). Default none; required when a listener has a
+	// Service.
+	AdvertiseTags []string
+	// Capability is the app-capability name read from grants (key
+	// capability). Default DefaultCapability.
+	Capability string
+}
+
+// DefaultCapability is the default Tailscale.Capability; it keeps existing
+// Waypoint policies working.
+const DefaultCapability = "redo.com/cap/waypoint"
+
+// Provisioning holds global provisioning switches.
+type Provisioning struct {
+	// AllowRawSQL permits grants with raw "sql" statements on listeners that
+	// do not override it (key allow_raw_sql). Default false.
+	AllowRawSQL bool
+}
+
+// Revalidation controls periodic re-authorization of open sessions.
+type Revalidation struct {
+	// Interval between re-checks of each session's caller (key interval).
+	// Default 1m; 0 disables revalidation.
+	Interval time.Duration
+}
+
+// Defaults holds values used where a grant sets none.
+type Defaults struct {
+	// Limits apply where a grant sets no limit ([defaults.limits]).
+	Limits Limits
+}
+
+// Limits bounds each caller; a zero field means unlimited.
+type Limits struct {
+	// MaxConnsPerUser is the most concurrent connections per user (key
+	// max_conns_per_user). Default 0, unlimited.
+	MaxConnsPerUser int
+	// MaxConnDuration is the longest a session may last (key
+	// max_conn_duration). Default 0, unlimited.
+	MaxConnDuration time.Duration
+	// MaxBytesPerConn is the most bytes a session may relay, both directions
+	// together (key max_bytes_per_conn, bytes or a size like "10GB").
+	// Default 0, unlimited.
+	MaxBytesPerConn int64
+}
+
+// Redis locates the shared state of several Waypoint instances.
+type Redis struct {
+	// Address is the server's "host:port" (key address). Required.
+	Address string
+	// Password authenticates to Redis (key password). Default "", none.
+	Password string
+	// DB is the Redis database number (key db). Default 0.
+	DB int
+	// KeyPrefix starts every Redis key Waypoint writes (key key_prefix).
+	// Default "waypoint:".
+	KeyPrefix string
+}
+
+// Metrics configures the Prometheus and health endpoint listener.
+type Metrics struct {
+	// Listen is the local "host:port" serving /metrics, /healthz and
+	// /readyz (key listen). Required. It is not on the tailnet.
+	Listen string
+}
+
+// Shutdown bounds graceful shutdown.
+type Shutdown struct {
+	// DrainTimeout is how long open sessions may continue after
+	// SIGINT/SIGTERM before they are closed (key drain_timeout). Default 30s;
+	// 0 closes them at once.
+	DrainTimeout time.Duration
+}
+
+// Mode is the protocol a listener speaks.
+type Mode string
+
+// The listener modes.
+const (
+	// ModePostgres proxies the PostgreSQL wire protocol.
+	ModePostgres Mode = "postgres"
+)
+
+// TLSMode is how a listener treats client TLS (SSLRequest or direct TLS).
+type TLSMode string
+
+// The client TLS modes.
+const (
+	// TLSOff refuses TLS: SSLRequest is answered 'N'.
+	TLSOff TLSMode = "off"
+	// TLSOptional serves TLS to clients that ask and plaintext to others.
+	TLSOptional TLSMode = "optional"
+	// TLSRequire refuses plaintext clients with an ErrorResponse.
+	TLSRequire TLSMode = "require"
+)
+
+// BackendTLS is how Waypoint connects to the real PostgreSQL, like libpq's
+// sslmode.
+type BackendTLS string
+
+// The backend TLS modes.
+const (
+	// BackendTLSDisable never uses TLS.
+	BackendTLSDisable BackendTLS = "disable"
+	// BackendTLSPrefer uses TLS when the server offers it, unverified.
+	BackendTLSPrefer BackendTLS = "prefer"
+	// BackendTLSRequire insists on TLS; verifies the chain only when a CA
+	// file is configured (like libpq's require with a root certificate).
+	BackendTLSRequire BackendTLS = "require"
+	// BackendTLSVerifyFull insists on TLS and verifies chain and host name.
+	BackendTLSVerifyFull BackendTLS = "verify-full"
+)
+
+// Listener is one [[listeners]] table: a port on the tailnet and the backend
+// it fronts.
+type Listener struct {
+	// Name identifies the listener in grants (key name). Required, unique,
+	// matching [A-Za-z0-9_.-]+.
+	Name string
+	// Listen is the tailnet "host:port" or ":port" to listen on (key
+	// listen). Required, unique.
+	Listen string
+	// Mode is the protocol (key mode). Required; only "postgres".
+	Mode Mode
+	// Backend is the real server's "host:port" (key backend). Required.
+	Backend string
+	// Service, when set, also publishes the listener as the Tailscale
+	// Service "svc:<name>" (key service). Default "", none. Needs
+	// Tailscale.AdvertiseTags, and the name must differ from the hostname.
+	Service string
+	// TLSMode is the client TLS policy (key tls_mode). Default "optional".
+	// "optional" and "require" need UseTailscaleTLS or CertFile.
+	TLSMode TLSMode
+	// UseTailscaleTLS serves the node's *.ts.net certificate (key
+	// use_tailscale_tls). Default false.
+	UseTailscaleTLS bool
+	// CertFile is a PEM certificate chain served to clients (key
+	// cert_file). Default "", none; needs KeyFile.
+	CertFile string
+	// KeyFile is the PEM private key of CertFile (key key_file). Default
+	// "", none; needs CertFile.
+	KeyFile string
+	// HandshakeTimeout is the deadline for a client's handshake (startup
+	// packet, TLS negotiation); slower clients are closed (key
+	// handshake_timeout). Default 10s; must be positive.
+	HandshakeTimeout time.Duration
+	// AuditLog is where per-connection audit lines go (key audit_log): ""
+	// for nowhere, "stdout", or a file path to append to. Default "".
+	AuditLog string
+	// Postgres configures ModePostgres ([listeners.postgres]); non-nil on
+	// every postgres listener of a validated Config.
+	Postgres *Postgres
+}
+
+// Postgres configures how a postgres listener manages backend roles.
+type Postgres struct {
+	// AdminUser is the backend role that creates and grants roles (key
+	// admin_user). Required. Needs CREATEROLE, CONNECT on target databases
+	// and the right to grant on the objects it hands out.
+	AdminUser string
+	// AdminPassword is AdminUser's password (key admin_password). Default
+	// "", for peer or trust authentication.
+	AdminPassword string
+	// AdminDatabase is the database for admin connections (key
+	// admin_database). Default "postgres"; must not be empty.
+	AdminDatabase string
+	// UserPrefix starts every provisioned role name (key user_prefix).
+	// Default "wp_"; matches ^[a-z_][a-z0-9_]*$, at most 20 bytes.
+	UserPrefix string
+	// UserTTL is how long an unused role may live, also its VALID UNTIL
+	// horizon (key user_ttl). Default 24h; must be positive.
+	UserTTL time.Duration
+	// CleanupInterval is the period of the expired-role sweep (key
+	// cleanup_interval). Default 5m; 0 disables the sweep (roles still expire
+	// through VALID UNTIL).
+	CleanupInterval time.Duration
+	// AllowRawSQL overrides Provisioning.AllowRawSQL for this listener (key
+	// allow_raw_sql). Nil, the default, inherits it; see
+	// Listener.EffectiveAllowRawSQL.
+	AllowRawSQL *bool
+	// BackendTLS is the TLS policy towards the backend (key backend_tls).
+	// Default "prefer".
+	BackendTLS BackendTLS
+	// BackendCAFile is a PEM file of CAs that verify the backend (key
+	// backend_ca_file). Default "", the system roots; only with backend_tls
+	// "require" or "verify-full".
+	BackendCAFile string
+}
+
+// EffectiveAllowRawSQL reports whether grants with raw "sql" may run on this
+// listener: its own allow_raw_sql when set, else global (the value of
+// Provisioning.AllowRawSQL).
+func (l *Listener) EffectiveAllowRawSQL(global bool) bool {
+	if l.Postgres != nil && l.Postgres.AllowRawSQL != nil {
+		return *l.Postgres.AllowRawSQL
+	}
+	return global
+}
