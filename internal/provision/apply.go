@@ -1,0 +1,245 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/waypoint-proxy/waypoint/internal/authz"
+)
+
+// SQLSTATEs the provisioning transaction classifies.
+const (
+	sqlstateInsufficientPrivilege = "42501"
+	sqlstateInvalidSchemaName     = "3F000"
+	sqlstateUndefinedTable        = "42P01"
+	sqlstateUndefinedObject       = "42704"
+	sqlstateInvalidCatalogName    = "3D000"
+	sqlstateDuplicateObject       = "42710"
+	sqlstateUniqueViolation       = "23505"
+	sqlstateSerialization         = "40001"
+	sqlstateDeadlock              = "40P01"
+	sqlstateInternal              = "XX000" // "tuple concurrently updated"
+	sqlstatePrivilegeNotGranted   = "01007" // warning: no/not all privileges were granted
+)
+
+// rotate locks the role, decides and applies the plan with a fresh password
+// and returns the lock still held. On error nothing is held.
+func (p *Provisioner) rotate(ctx context.Context, req *request) (role, password string, created bool, lock *roleLock, err error) {
+	password, err = newPassword()
+	if err != nil {
+		return "", "", false, nil, backendErr("generate password", err)
+	}
+	members := []string{req.primary, req.alternate}
+	b, lk := p.queueLookup(req.lookupNames(), members)
+	lock, err = p.lockRoles(ctx, members, b)
+	if err != nil {
+		return "", "", false, nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		var pl *plan
+		pl, err = req.buildPlan(lk, p.opts.TTL, func(role string) (string, error) { return p.verifier(password, role) })
+		if err == nil {
+			pl.CRDBRecords = p.crdbRecords()
+			err = p.apply(ctx, pl)
+		}
+		if err == nil {
+			p.stats.rotations.Add(1)
+			if pl.CreateRole {
+				p.stats.created.Add(1)
+			}
+			return pl.Role, password, pl.CreateRole, lock, nil
+		}
+		if attempt > 0 || !isConflict(err) {
+			break
+		}
+		p.stats.retries.Add(1)
+		if lk, err = p.lookupRoles(ctx, lock.conn, req.lookupNames(), members); err != nil {
+			break
+		}
+	}
+	lock.unlock()
+	return "", "", false, nil, err
+}
+
+// verifier hashes password the way the server stores it.
+func (p *Provisioner) verifier(password, role string) (string, error) {
+	if p.md5 {
+		return md5Verifier(password, role), nil
+	}
+	return scramVerifier(password, p.opts.SCRAMIterations)
+}
+
+// apply runs pl in one transaction on a connection to pl.Database: one
+// round trip for BEGIN and every statement, one for COMMIT. When the server
+// warns that a privilege was not granted (the admin holds it without GRANT
+// OPTION), it checks what each group effectively holds and rolls back if
+// anything is missing.
+func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
+	steps, err := pl.steps()
+	if err != nil {
+		return err
+	}
+	pool, err := p.pool(pl.Database)
+	if err != nil {
+		return err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		err = classifyConnect(pl.Database, err)
+		if KindOf(err) == MissingObject {
+			p.dropPool(pl.Database, pool) // don't keep pools for names clients made up
+		}
+		return err
+	}
+	defer conn.Release()
+	pc := conn.Conn().PgConn()
+	stop := p.watchNotices(pc)
+	batch := &pgconn.Batch{}
+	batch.ExecParams("BEGIN", nil, nil, nil, nil)
+	for _, s := range steps {
+		batch.ExecParams(s.SQL, nil, nil, nil, nil)
+	}
+	results, err := pc.ExecBatch(ctx, batch).ReadAll()
+	notices := stop()
+	if err != nil {
+		rollback(ctx, conn)
+		return p.classifyStep(ctx, conn, steps, failedStep(results), err)
+	}
+	if hasWarning(notices, sqlstatePrivilegeNotGranted) {
+		if err := p.verifyGroups(ctx, conn, pl); err != nil {
+			rollback(ctx, conn)
+			return err
+		}
+	}
+	if _, err := pc.Exec(ctx, "COMMIT").ReadAll(); err != nil {
+		rollback(ctx, conn)
+		return classifyPG("commit", "", err)
+	}
+	return nil
+}
+
+// failedStep returns the index in steps of the statement that failed
+// (results[0] is BEGIN; the reader stops at the failing statement, which
+// may or may not be among results).
+func failedStep(results []*pgconn.Result) int {
+	for i, r := range results {
+		if r.Err != nil {
+			return i - 1
+		}
+	}
+	return len(results) - 1
+}
+
+// rollback ends a failed transaction; a connection it cannot clean is closed.
+func rollback(ctx context.Context, conn *pgxpool.Conn) {
+	pc := conn.Conn().PgConn()
+	if _, err := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll(); err != nil {
+		_ = pc.Close(context.WithoutCancel(ctx))
+	}
+}
+
+func hasWarning(notices []*pgconn.Notice, code string) bool {
+	for _, n := range notices {
+		if n.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyGroups checks, inside the transaction, that every group holds its
+// preset's privileges on every object of its schema; it returns CannotGrant
+// naming the first object that is missing.
+func (p *Provisioner) verifyGroups(ctx context.Context, conn *pgxpool.Conn, pl *plan) error {
+	for _, g := range pl.Groups {
+		obj, err := firstMissing(ctx, conn, g.Name, g.Schema, g.Preset, false)
+		if err != nil {
+			return err
+		}
+		if obj != "" {
+			return &Error{Kind: CannotGrant, Object: obj,
+				Msg: "the admin holds privileges on this object without GRANT OPTION; no privileges were granted"}
+		}
+	}
+	return nil
+}
+
+// classifyStep turns the failure of steps[i] into an *Error. For a refused
+// preset grant it asks the database which object the admin may not grant.
+func (p *Provisioner) classifyStep(ctx context.Context, conn *pgxpool.Conn, steps []step, i int, err error) error {
+	if i < 0 || i >= len(steps) {
+		return classifyPG("provision role", "", err)
+	}
+	s := steps[i]
+	var pgErr *pgconn.PgError
+	isPG := errors.As(err, &pgErr)
+	switch {
+	case s.Raw > 0:
+		return classifyPG(fmt.Sprintf("run raw SQL sql[%d]", s.Raw-1), fmt.Sprintf("sql[%d]", s.Raw-1), err)
+	case s.Schema != "" && isPG && pgErr.Code == sqlstateInsufficientPrivilege:
+		obj, qerr := firstMissing(ctx, conn, "", s.Schema, s.Preset, true)
+		if qerr != nil || obj == "" {
+			obj = "schema " + s.Schema
+		}
+		return &Error{Kind: CannotGrant, Object: obj, Msg: "the admin role may not grant the preset's privileges", Err: err}
+	case s.Schema != "":
+		return classifyPG("grant preset", "schema "+s.Schema, err)
+	}
+	return classifyPG("provision role", "", err)
+}
+
+// classifyPG maps a server error to an *Error kind.
+func classifyPG(msg, object string, err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return &Error{Kind: Backend, Object: object, Msg: msg, Err: err}
+	}
+	switch pgErr.Code {
+	case sqlstateInsufficientPrivilege:
+		return &Error{Kind: CannotGrant, Object: object, Msg: msg, Err: err}
+	case sqlstateInvalidSchemaName, sqlstateUndefinedTable, sqlstateUndefinedObject, sqlstateInvalidCatalogName:
+		return &Error{Kind: MissingObject, Object: object, Msg: msg, Err: err}
+	}
+	return &Error{Kind: Backend, Object: object, Msg: msg, Err: err}
+}
+
+// classifyConnect classifies a failure to connect to database.
+func classifyConnect(database string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == sqlstateInvalidCatalogName {
+		return &Error{Kind: MissingObject, Object: "database " + database, Msg: "connect", Err: err}
+	}
+	return backendErr("connect to database "+database, err)
+}
+
+// isConflict reports whether err is a concurrent-update conflict worth one
+// retry: another instance created the same group, or updated the same
+// catalog row, between our lookup and our transaction.
+func isConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case sqlstateDuplicateObject, sqlstateUniqueViolation, sqlstateSerialization, sqlstateDeadlock:
+		return true
+	case sqlstateInternal:
+		return strings.Contains(pgErr.Message, "concurrently")
+	}
+	return false
+}
+
+// firstMissing returns the first object ("table private.secrets") in schema
+// that role lacks preset's privileges on ("" role = current_user; grantOption
+// = the right to grant them), or "" when nothing is missing.
+func firstMissing(ctx context.Context, conn *pgxpool.Conn, role, schema string, preset authz.Preset, grantOption bool) (string, error) {
+	objs, err := missingObjects(ctx, conn, role, schema, preset, grantOption, 1)
+	if err != nil || len(objs) == 0 {
+		return "", err
+	}
+	return objs[0].String(), nil
+}

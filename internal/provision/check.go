@@ -1,0 +1,150 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/waypoint-proxy/waypoint/internal/authz"
+)
+
+// Finding is one problem Check found with the admin role's rights, and the
+// statement (run by a superuser or the object's owner) that fixes it.
+type Finding struct {
+	Problem string // e.g. "admin cannot grant readonly on table private.secrets in database appdb"
+	Fix     string // e.g. "GRANT ALL ON TABLE private.secrets TO waypoint_admin WITH GRANT OPTION"
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// dbObject is a schema, table or sequence the checks report.
+type dbObject struct {
+	Kind, Schema, Name string // Kind: "schema", "table" or "sequence"; Name "" for a schema
+}
+
+// String returns e.g. "table private.secrets" or "schema app".
+func (o dbObject) String() string {
+	if o.Kind == "schema" {
+		return "schema " + o.Schema
+	}
+	return o.Kind + " " + o.Schema + "." + o.Name
+}
+
+// missingObjects lists up to limit objects (0 = all) of schema on which role
+// ("" = current_user) lacks preset's privileges (with grantOption: the right
+// to grant them), tables and sequences first.
+func missingObjects(ctx context.Context, q querier, role, schema string, preset authz.Preset, grantOption bool, limit int) ([]dbObject, error) {
+	sql, err := missingQuery(preset, grantOption)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, sql, role, schema)
+	if err != nil {
+		return nil, backendErr("check privileges", err)
+	}
+	var out []dbObject
+	var o dbObject
+	_, err = pgx.ForEachRow(rows, []any{&o.Kind, &o.Schema, &o.Name}, func() error {
+		if limit == 0 || len(out) < limit {
+			out = append(out, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, backendErr("check privileges", err)
+	}
+	return out, nil
+}
+
+// Check reports what the admin role lacks to provision roles for databases
+// and schemas: LOGIN and CREATEROLE, CONNECT on each database, each schema's
+// existence, and every object in each schema that the admin cannot grant a
+// preset on, with the weakest preset it cannot grant. Schemas default to
+// ["public"]. An error means the check itself could not run.
+func (p *Provisioner) Check(ctx context.Context, databases []string, schemas []string) ([]Finding, error) {
+	if len(schemas) == 0 {
+		schemas = []string{"public"}
+	}
+	var admin string
+	var login, createRole, super bool
+	err := p.locks.QueryRow(ctx, `SELECT rolname::text, rolcanlogin, rolcreaterole, rolsuper FROM pg_roles WHERE rolname = current_user`).
+		Scan(&admin, &login, &createRole, &super)
+	if err != nil {
+		return nil, backendErr("read admin role", err)
+	}
+	var out []Finding
+	if !login {
+		out = append(out, Finding{"admin role " + admin + " lacks LOGIN", "ALTER ROLE " + quoteIdent(admin) + " LOGIN"})
+	}
+	if !createRole && !super {
+		out = append(out, Finding{"admin role " + admin + " lacks CREATEROLE", "ALTER ROLE " + quoteIdent(admin) + " CREATEROLE"})
+	}
+	for _, db := range databases {
+		found, err := p.checkDatabase(ctx, admin, db, schemas)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+func (p *Provisioner) checkDatabase(ctx context.Context, admin, db string, schemas []string) ([]Finding, error) {
+	pool, err := p.pool(db)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return []Finding{{
+			Problem: fmt.Sprintf("admin cannot connect to database %s: %v", db, err),
+			Fix:     fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", quoteIdent(db), quoteIdent(admin)),
+		}}, nil
+	}
+	defer conn.Release()
+	var out []Finding
+	for _, s := range schemas {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", s).Scan(&exists); err != nil {
+			return out, backendErr("check schema", err)
+		}
+		if !exists {
+			out = append(out, Finding{Problem: fmt.Sprintf("schema %s does not exist in database %s", s, db),
+				Fix: fmt.Sprintf("CREATE SCHEMA %s (in database %s), or remove it from the grant", quoteIdent(s), db)})
+			continue
+		}
+		seen := map[string]bool{}
+		for _, preset := range []authz.Preset{authz.Readonly, authz.Readwrite, authz.Admin} {
+			objs, err := missingObjects(ctx, conn, "", s, preset, true, 0)
+			if err != nil {
+				return out, err
+			}
+			for _, o := range objs {
+				if !seen[o.String()] {
+					seen[o.String()] = true
+					out = append(out, Finding{
+						Problem: fmt.Sprintf("admin cannot grant %s on %s in database %s", preset, o, db),
+						Fix:     fixFor(o, admin),
+					})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// fixFor is the statement that lets admin grant on o.
+func fixFor(o dbObject, admin string) string {
+	a := quoteIdent(admin)
+	switch o.Kind {
+	case "schema":
+		return fmt.Sprintf("GRANT USAGE, CREATE ON SCHEMA %s TO %s WITH GRANT OPTION", quoteIdent(o.Schema), a)
+	case "sequence":
+		return fmt.Sprintf("GRANT ALL ON SEQUENCE %s TO %s WITH GRANT OPTION", quoteQualified(o.Schema, o.Name), a)
+	}
+	name := quoteQualified(o.Schema, o.Name)
+	return fmt.Sprintf("GRANT ALL ON TABLE %s TO %s WITH GRANT OPTION (or ALTER TABLE %s OWNER TO %s)", name, a, name, a)
+}

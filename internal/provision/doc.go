@@ -1,0 +1,31 @@
+// Package provision creates, rotates, reconciles and removes the backend
+// PostgreSQL roles that Waypoint logs in as on behalf of tailnet callers.
+//
+// For every connection the proxy calls [Provisioner.Ensure] with the caller's
+// identity and the authorization decision. Ensure
+//
+//   - derives the role name from the identity ([RoleName]) and makes sure the
+//     role belongs to that identity (an owner record in the role's comment);
+//   - gives the role membership in shared NOLOGIN group roles that hold the
+//     preset's privileges per schema ([GroupName]) and revokes memberships the
+//     grant no longer implies, plus CONNECT on the database;
+//   - validates and runs the grant's raw SQL templates ([ValidateSQL]);
+//   - sets a fresh random password, sent pre-hashed (SCRAM-SHA-256 verifier
+//     or md5), with VALID UNTIL now+TTL;
+//
+// all in one transaction on a connection to the target database, and returns
+// a [Lease] holding the password. The role stays locked (an advisory lock in
+// the admin database, so several Waypoint instances cooperate) until the
+// lease is released, so no other rotation can change the password between
+// rotation and login.
+//
+// [Provisioner.Cleanup] drops Waypoint-owned roles whose VALID UNTIL has
+// passed and that have no session. [Explain] shows what Ensure would run and
+// [Provisioner.Check] reports what the admin role is missing.
+//
+// Owner records: every role and group Waypoint creates carries a JSON comment
+// (COMMENT ON ROLE) naming the identity (login subject and node ID), the
+// database, schema and preset. A comment needs no extra table or schema in
+// the admin database and is dropped with the role. Roles without such a
+// record are never modified or dropped.
+package provision

@@ -1,0 +1,254 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultTTL is Options.TTL when zero.
+const DefaultTTL = 24 * time.Hour
+
+const (
+	// workConns bounds each per-database pool of admin connections.
+	workConns = 4
+	// lockConns bounds the admin-database connections that hold role locks
+	// while leases are outstanding; one per role being rotated.
+	lockConns = 32
+)
+
+// Options configures a Provisioner.
+type Options struct {
+	// AdminConnString is a libpq URL or DSN logging in as the admin role to
+	// the admin database. Connections to other databases use the same
+	// settings with the database replaced: one small pool per database,
+	// created on first use.
+	AdminConnString string
+	// Prefix starts every role name; "" means DefaultPrefix. It must pass
+	// ValidatePrefix.
+	Prefix string
+	// TTL is how long a role's password stays valid after its last Ensure
+	// (VALID UNTIL now()+TTL); Cleanup drops roles whose VALID UNTIL has
+	// passed. 0 means DefaultTTL.
+	TTL time.Duration
+	// SCRAMIterations is the PBKDF2 iteration count of password verifiers;
+	// 0 means DefaultSCRAMIterations.
+	SCRAMIterations int
+	// Logger receives cleanup and lock diagnostics; nil discards them.
+	Logger *slog.Logger
+	// DialFunc dials the backend; nil means pgconn's default dialer.
+	DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Stats are cumulative counters; see Provisioner.Stats.
+type Stats struct {
+	Provisioned   int64 // Ensure calls that returned a lease
+	Created       int64 // roles created
+	Rotations     int64 // passwords set (one per rotation, shared by coalesced callers)
+	Coalesced     int64 // Ensure calls that joined another caller's rotation
+	EnsureErrors  int64 // Ensure calls that failed
+	Retries       int64 // provisioning transactions retried after a concurrent-update conflict
+	CleanupRuns   int64 // Cleanup passes
+	RolesDropped  int64 // roles dropped by Cleanup
+	SkippedActive int64 // expired roles kept because they were in use
+	CleanupErrors int64 // roles Cleanup failed to drop
+}
+
+type counters struct {
+	provisioned, created, rotations, coalesced, ensureErrors, retries atomic.Int64
+	cleanupRuns, rolesDropped, skippedActive, cleanupErrors           atomic.Int64
+}
+
+// Provisioner manages backend roles for one backend and admin login. It is
+// safe for concurrent use. Close it when done.
+type Provisioner struct {
+	opts       Options
+	baseConfig *pgxpool.Config
+	adminDB    string
+	locks      *pgxpool.Pool // admin database; connections hold role locks
+	crdb       bool          // the backend is CockroachDB
+	md5        bool          // password_encryption = md5
+	log        *slog.Logger
+	notices    sync.Map // *pgconn.PgConn → *noticeLog
+	stats      counters
+
+	mu        sync.Mutex
+	closed    bool
+	pools     map[string]*pgxpool.Pool // by database name
+	rotations map[string]*rotation     // by identity key
+}
+
+// New connects to the admin database, detects the dialect (PostgreSQL or
+// CockroachDB, from SELECT version()) and the server's
+// password_encryption. The caller must Close the Provisioner.
+func New(ctx context.Context, opts Options) (*Provisioner, error) {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if err := ValidatePrefix(opts.Prefix); err != nil {
+		return nil, err
+	}
+	if opts.TTL == 0 {
+		opts.TTL = DefaultTTL
+	}
+	if opts.TTL < 0 || opts.SCRAMIterations < 0 {
+		return nil, errors.New("provision: TTL and SCRAMIterations must not be negative")
+	}
+	if opts.SCRAMIterations == 0 {
+		opts.SCRAMIterations = DefaultSCRAMIterations
+	}
+	p := &Provisioner{opts: opts, log: opts.Logger, pools: map[string]*pgxpool.Pool{}, rotations: map[string]*rotation{}}
+	if p.log == nil {
+		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg, err := pgxpool.ParseConfig(opts.AdminConnString)
+	if err != nil {
+		return nil, fmt.Errorf("provision: admin connection string: %w", err)
+	}
+	if opts.DialFunc != nil {
+		cfg.ConnConfig.DialFunc = opts.DialFunc
+	}
+	cfg.ConnConfig.OnNotice = p.onNotice
+	p.baseConfig, p.adminDB = cfg, cfg.ConnConfig.Database
+	if p.locks, err = p.newPool(p.adminDB, lockConns); err != nil {
+		return nil, err
+	}
+	if err := p.detect(ctx); err != nil {
+		p.locks.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// detect reads the server version and password_encryption.
+func (p *Provisioner) detect(ctx context.Context) error {
+	var version string
+	if err := p.locks.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		return backendErr("connect to admin database", err)
+	}
+	p.crdb = strings.Contains(version, "CockroachDB")
+	if p.crdb {
+		return p.crdbSetup(ctx)
+	}
+	var enc string
+	if err := p.locks.QueryRow(ctx, "SHOW password_encryption").Scan(&enc); err != nil {
+		return backendErr("read password_encryption", err)
+	}
+	p.md5 = enc == "md5"
+	return nil
+}
+
+func (p *Provisioner) newPool(database string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg := p.baseConfig.Copy()
+	cfg.ConnConfig.Database = database
+	cfg.MaxConns = maxConns
+	cfg.MinConns = 0
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, backendErr("create pool for database "+database, err)
+	}
+	return pool, nil
+}
+
+// pool returns the pool of admin connections to database, creating it.
+func (p *Provisioner) pool(database string) (*pgxpool.Pool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, &Error{Kind: Closed, Msg: "provisioner closed"}
+	}
+	if pool, ok := p.pools[database]; ok {
+		return pool, nil
+	}
+	pool, err := p.newPool(database, workConns)
+	if err != nil {
+		return nil, err
+	}
+	p.pools[database] = pool
+	return pool, nil
+}
+
+// dropPool closes and forgets the pool of database if it is still pool.
+func (p *Provisioner) dropPool(database string, pool *pgxpool.Pool) {
+	p.mu.Lock()
+	if p.pools[database] != pool {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.pools, database)
+	p.mu.Unlock()
+	go pool.Close() // Close waits for connections in use by concurrent calls
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Provisioner) Stats() Stats {
+	c := &p.stats
+	return Stats{
+		Provisioned: c.provisioned.Load(), Created: c.created.Load(), Rotations: c.rotations.Load(),
+		Coalesced: c.coalesced.Load(), EnsureErrors: c.ensureErrors.Load(), Retries: c.retries.Load(),
+		CleanupRuns: c.cleanupRuns.Load(), RolesDropped: c.rolesDropped.Load(),
+		SkippedActive: c.skippedActive.Load(), CleanupErrors: c.cleanupErrors.Load(),
+	}
+}
+
+// IsCockroachDB reports whether the backend is CockroachDB.
+func (p *Provisioner) IsCockroachDB() bool { return p.crdb }
+
+// Close closes all connections. Ensure calls after Close fail with a Closed
+// error. Close waits for outstanding Leases to be released (their locks are
+// held on pooled connections); it is idempotent.
+func (p *Provisioner) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	pools := p.pools
+	p.pools = map[string]*pgxpool.Pool{}
+	p.mu.Unlock()
+	for _, pool := range pools {
+		pool.Close()
+	}
+	p.locks.Close()
+}
+
+// noticeLog collects the notices one connection receives during a
+// provisioning transaction.
+type noticeLog struct {
+	mu      sync.Mutex
+	notices []*pgconn.Notice
+}
+
+func (p *Provisioner) onNotice(c *pgconn.PgConn, n *pgconn.Notice) {
+	if v, ok := p.notices.Load(c); ok {
+		l := v.(*noticeLog)
+		l.mu.Lock()
+		l.notices = append(l.notices, n)
+		l.mu.Unlock()
+	}
+}
+
+// watchNotices starts collecting c's notices; call the returned function to
+// stop and get them.
+func (p *Provisioner) watchNotices(c *pgconn.PgConn) func() []*pgconn.Notice {
+	l := &noticeLog{}
+	p.notices.Store(c, l)
+	return func() []*pgconn.Notice {
+		p.notices.Delete(c)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.notices
+	}
+}

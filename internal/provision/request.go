@@ -1,0 +1,155 @@
+package provision
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/identity"
+)
+
+// request is one Ensure call's inputs with the candidate names derived.
+type request struct {
+	peer      identity.Peer
+	eff       authz.Effective
+	primary   string
+	alternate string
+	want      ownerRecord
+	groups    []groupRequest
+}
+
+// groupRequest is one desired group with its two candidate names.
+type groupRequest struct {
+	schema, primary, alternate string
+	record                     ownerRecord
+}
+
+// newRequest validates the inputs and derives names. It touches no database.
+func newRequest(prefix string, peer identity.Peer, eff authz.Effective) (*request, error) {
+	if eff.Database == "" {
+		return nil, &Error{Kind: MissingObject, Object: "database", Msg: "no database in request"}
+	}
+	if peer.Subject() == "" {
+		return nil, &Error{Kind: Clash, Msg: "peer has no login name or tags"}
+	}
+	if _, err := privilegesOf(eff.Preset); err != nil {
+		return nil, err
+	}
+	var namePreset authz.Preset
+	if eff.PresetLimited {
+		namePreset = eff.Preset
+		eff.SQL = nil // SPEC §3: raw SQL is skipped for a preset-limited connection
+	}
+	r := &request{
+		peer: peer, eff: eff,
+		primary:   RoleName(prefix, peer, eff.Database, namePreset),
+		alternate: ClashRoleName(prefix, peer, eff.Database, namePreset),
+		want: ownerRecord{Waypoint: 1, Kind: recordUser, Subject: peer.Subject(), Node: peer.NodeID,
+			Database: eff.Database, Preset: string(namePreset)},
+	}
+	schemas := slices.Clone(eff.Schemas)
+	if len(schemas) == 0 {
+		schemas = []string{"public"}
+	}
+	slices.Sort(schemas)
+	for _, s := range slices.Compact(schemas) {
+		r.groups = append(r.groups, groupRequest{
+			schema:    s,
+			primary:   GroupName(prefix, eff.Database, s, eff.Preset),
+			alternate: clashGroupName(prefix, eff.Database, s, eff.Preset),
+			record: ownerRecord{Waypoint: 1, Kind: recordGroup, Database: eff.Database,
+				Schema: s, Preset: string(eff.Preset)},
+		})
+	}
+	// Validate the raw SQL before anything runs, with the name most likely
+	// to be used; buildPlan renders it again with the final name.
+	if _, err := prepareSQL(eff.SQL, r.primary, eff.Database, peer.Subject()); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// key identifies the role being provisioned within one process: callers
+// with equal keys share a rotation.
+func (r *request) key() string {
+	return strings.Join([]string{r.want.Subject, r.want.Node, r.want.Database, r.want.Preset}, "\x00")
+}
+
+// fingerprint identifies what the role should be granted; callers with the
+// same key but a different fingerprint do not share a rotation.
+func (r *request) fingerprint() string {
+	parts := []string{string(r.eff.Preset)}
+	for _, g := range r.groups {
+		parts = append(parts, g.schema)
+	}
+	parts = append(parts, "\x01")
+	parts = append(parts, r.eff.SQL...)
+	return strings.Join(parts, "\x00")
+}
+
+// lookupNames are the role names a lookup must read.
+func (r *request) lookupNames() []string {
+	names := []string{r.primary, r.alternate}
+	for _, g := range r.groups {
+		names = append(names, g.primary, g.alternate)
+	}
+	return names
+}
+
+// buildPlan decides what to change from the lookup. verifier computes the
+// password hash for the final role name.
+func (r *request) buildPlan(lk *lookup, ttl time.Duration, verifier func(role string) (string, error)) (*plan, error) {
+	name, exists, err := resolveName(r.primary, r.alternate, r.want, lk.Roles)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := prepareSQL(r.eff.SQL, name, r.eff.Database, r.peer.Subject())
+	if err != nil {
+		return nil, err
+	}
+	pw, err := verifier(name)
+	if err != nil {
+		return nil, backendErr("hash password", err)
+	}
+	rec := r.want
+	rec.SQL = sqlHash(raw)
+	old := lk.Roles[name]
+	pl := &plan{
+		Role: name, Database: r.eff.Database, CreateRole: !exists, Record: rec,
+		SetComment:  !exists || old.comment != rec.String(),
+		AdminJoin:   !exists || !old.adminHas,
+		ResetDirect: exists && old.record.SQL != "" && old.record.SQL != rec.SQL,
+		Password:    pw,
+		ValidUntil:  lk.Now.Add(ttl).UTC().Format("2006-01-02 15:04:05.999999") + "+00",
+		RawSQL:      raw,
+	}
+	desired := map[string]bool{}
+	for _, g := range r.groups {
+		gname, gexists, err := resolveName(g.primary, g.alternate, g.record, lk.Roles)
+		if err != nil {
+			return nil, err
+		}
+		desired[gname] = true
+		pl.Groups = append(pl.Groups, groupPlan{Name: gname, Schema: g.schema, Preset: r.eff.Preset, Create: !gexists, Record: g.record})
+	}
+	current := map[string]bool{}
+	for _, m := range lk.Members[name] {
+		current[m.Group] = true
+		if m.Ours && !desired[m.Group] {
+			pl.Leave = append(pl.Leave, m.Group)
+		}
+	}
+	for _, g := range pl.Groups {
+		if !current[g.Name] {
+			pl.Join = append(pl.Join, g.Name)
+		}
+	}
+	slices.Sort(pl.Leave)
+	return pl, nil
+}
+
+func (r *request) String() string {
+	return fmt.Sprintf("%s@%s/%s", r.want.Subject, r.peer.MachineName, r.eff.Database)
+}

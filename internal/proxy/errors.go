@@ -1,0 +1,161 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// Kind classifies why a connection failed. Every stage classifies its own
+// failures once, where they happen; clientError turns a Kind into what the
+// client sees, and the metrics and logs use Kind's name.
+type Kind int
+
+const (
+	KindInternal           Kind = iota // a bug or an unexpected condition
+	KindProtocol                       // the client broke the startup protocol
+	KindTLSRequired                    // plaintext client on a tls_mode=require listener
+	KindUnidentified                   // WhoIs failed or the peer has no user and no tags
+	KindDenied                         // the grant does not allow this connection
+	KindLimit                          // a connection limit was reached
+	KindProvision                      // the role could not be provisioned
+	KindCannotGrant                    // the admin lacks the right to grant what the grant asks
+	KindBackendUnreachable             // the backend could not be reached
+	KindBackendAuth                    // the backend refused the provisioned credentials
+	KindBackendError                   // the backend answered with an error of its own
+	KindShutdown                       // Waypoint is shutting down
+	KindRevoked                        // access was revoked during the session
+)
+
+var kindNames = [...]string{
+	KindInternal:           "internal",
+	KindProtocol:           "protocol",
+	KindTLSRequired:        "tls_required",
+	KindUnidentified:       "unidentified",
+	KindDenied:             "denied",
+	KindLimit:              "limit",
+	KindProvision:          "provision",
+	KindCannotGrant:        "cannot_grant",
+	KindBackendUnreachable: "backend_unreachable",
+	KindBackendAuth:        "backend_auth",
+	KindBackendError:       "backend_error",
+	KindShutdown:           "shutdown",
+	KindRevoked:            "revoked",
+}
+
+// String returns the stable name used in metrics and logs.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// stageError is a classified failure. msg, when set, is safe to show the
+// client; err carries the detail that goes only to the log.
+type stageError struct {
+	kind Kind
+	code string // SQLSTATE override; "" = the Kind's default
+	msg  string // client-safe message; "" = the Kind's default
+	hint string
+	err  error
+}
+
+func (e *stageError) Error() string {
+	if e.err == nil {
+		return e.kind.String()
+	}
+	return e.kind.String() + ": " + e.err.Error()
+}
+
+func (e *stageError) Unwrap() error { return e.err }
+
+// fail classifies err as kind with the default client message.
+func fail(kind Kind, err error) error { return &stageError{kind: kind, err: err} }
+
+// failMsg classifies err as kind with a client-safe message.
+func failMsg(kind Kind, msg string, err error) error {
+	return &stageError{kind: kind, msg: msg, err: err}
+}
+
+// kindOf returns the classification of err (KindInternal if unclassified).
+func kindOf(err error) Kind {
+	var se *stageError
+	if errors.As(err, &se) {
+		return se.kind
+	}
+	return KindInternal
+}
+
+// clientError is the one place that decides what a client is told about a
+// failure: the SQLSTATE, a message that says what to do, and nothing internal.
+// connID lets an operator find the detailed log line.
+func clientError(err error, connID string) (code, msg, hint string) {
+	var se *stageError
+	if !errors.As(err, &se) {
+		se = &stageError{kind: KindInternal}
+	}
+	code, msg, hint = defaults(se.kind)
+	if se.code != "" {
+		code = se.code
+	}
+	if se.msg != "" {
+		msg = se.msg
+	}
+	if se.hint != "" {
+		hint = se.hint
+	}
+	if connID != "" {
+		if hint != "" {
+			hint += " "
+		}
+		hint += "Waypoint connection id: " + connID + "."
+	}
+	return code, msg, hint
+}
+
+// defaults are the SQLSTATE and message for each Kind when the stage gave no
+// more specific ones.
+func defaults(k Kind) (code, msg, hint string) {
+	switch k {
+	case KindProtocol:
+		return "08P01", "invalid startup from client", "Use a PostgreSQL client speaking protocol 3.0 or newer."
+	case KindTLSRequired:
+		return "28000", "this Waypoint listener requires TLS", "Connect with sslmode=require."
+	case KindUnidentified:
+		return "28000", "Waypoint could not identify this tailnet node", "Connect from a Tailscale node that belongs to a user or carries tags."
+	case KindDenied:
+		return "28000", "access denied by the tailnet policy", "Ask your tailnet administrator for a grant."
+	case KindLimit:
+		return "53300", "too many connections for this user", "Close other sessions or ask for a higher max_conns."
+	case KindProvision:
+		return "58000", "Waypoint could not prepare a database role for you", "Try again; if it persists, tell the Waypoint operator."
+	case KindCannotGrant:
+		return "42501", "Waypoint's admin role may not grant what your grant asks", "Tell the Waypoint operator; `waypoint check -connect` lists the missing privileges."
+	case KindBackendUnreachable:
+		return "08006", "the database server is unreachable", "Try again shortly; if it persists, tell the Waypoint operator."
+	case KindBackendAuth:
+		return "28000", "the database server refused Waypoint's login", "Tell the Waypoint operator: the backend's pg_hba.conf must allow password logins for provisioned roles."
+	case KindBackendError:
+		return "08006", "the database server refused the connection", ""
+	case KindShutdown:
+		return "57P01", "Waypoint is shutting down", "Reconnect; another Waypoint instance or the restarted one will serve you."
+	case KindRevoked:
+		return "57P01", "your access was revoked by the tailnet policy", "Ask your tailnet administrator for a grant."
+	default:
+		return "XX000", "internal error in Waypoint", "Tell the Waypoint operator."
+	}
+}
+
+// logLevel is how loudly a failure of kind k is logged: a caller's mistake is
+// routine, an operator's problem is a warning, a bug is an error.
+func logLevel(k Kind) slog.Level {
+	switch k {
+	case KindProtocol, KindTLSRequired, KindDenied, KindLimit, KindUnidentified, KindShutdown, KindRevoked:
+		return slog.LevelInfo
+	case KindInternal:
+		return slog.LevelError
+	default:
+		return slog.LevelWarn
+	}
+}

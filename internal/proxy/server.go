@@ -1,0 +1,251 @@
+// Package proxy is the per-connection pipeline of a Waypoint listener:
+//
+//	accept → identify (WhoIs) → read startup → decide → provision → log in upstream → relay
+//
+// Each stage is one small function bounded by a deadline; each classifies its
+// own failures (errors.go), and one place turns them into what the client is
+// told. A Server serves any net.Listener, so tests can use loopback and
+// production uses the tailnet listener built in cmd.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/identity"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
+)
+
+// Provisioner creates or updates the backend role for a caller. It is
+// implemented by *provision.Provisioner; tests may pass a fake.
+type Provisioner interface {
+	// Ensure returns credentials for peer's role on eff.Database. The caller
+	// must Release the lease once its upstream login has finished.
+	Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*provision.Lease, error)
+}
+
+// Backend says how to reach and log in to the real PostgreSQL server.
+type Backend struct {
+	// Addr is the backend's "host:port".
+	Addr string
+	// TLS is libpq's sslmode: disable, prefer, require or verify-full.
+	// "" means prefer.
+	TLS string
+	// RootCAs verifies the backend for verify-full (and require when set).
+	// Nil means the system pool.
+	RootCAs *x509.CertPool
+	// DialFunc dials the backend. Nil means a plain net.Dialer.
+	DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Options configure a Server. Resolver, Provisioner and Backend.Addr are
+// required; every other field has a default stated on it.
+type Options struct {
+	// Listener is the listener's name: the key grants use under "backends".
+	Listener string
+	// Resolver identifies the caller of each connection (tailnet WhoIs).
+	Resolver identity.Resolver
+	// Provisioner creates the caller's backend role.
+	Provisioner Provisioner
+	// Backend is the PostgreSQL server connections are relayed to.
+	Backend Backend
+	// Policy carries the defaults and raw-SQL switch for this listener.
+	Policy authz.Policy
+	// TLSMode is off, optional or require. "" means off.
+	TLSMode pgwire.TLSMode
+	// TLSConfig serves client TLS. Nil means TLS is unavailable (SSLRequest
+	// is answered 'N'); it must be set when TLSMode is require.
+	TLSConfig *tls.Config
+	// HandshakeTimeout bounds identification and the client's startup
+	// packet. Zero means 10 s.
+	HandshakeTimeout time.Duration
+	// SetupTimeout bounds provisioning plus the upstream login. Zero means 30 s.
+	SetupTimeout time.Duration
+	// Logger receives one line per connection. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves one Waypoint listener. It is safe for concurrent use; Serve
+// may be called for several listeners of the same configuration.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	keys   *cancelKeys
+	nextID atomic.Uint64
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+}
+
+// New checks opts and returns a Server that is not yet serving.
+func New(opts Options) (*Server, error) {
+	switch {
+	case opts.Resolver == nil:
+		return nil, errors.New("proxy: Options.Resolver is required")
+	case opts.Provisioner == nil:
+		return nil, errors.New("proxy: Options.Provisioner is required")
+	case opts.Backend.Addr == "":
+		return nil, errors.New("proxy: Options.Backend.Addr is required")
+	case opts.TLSMode == "require" && opts.TLSConfig == nil:
+		return nil, errors.New("proxy: TLSMode require needs a TLSConfig")
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 10 * time.Second
+	}
+	if opts.SetupTimeout <= 0 {
+		opts.SetupTimeout = 30 * time.Second
+	}
+	if opts.TLSMode == "" {
+		opts.TLSMode = "off"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{
+		opts:      opts,
+		log:       log.With("listener", opts.Listener),
+		keys:      newCancelKeys(),
+		listeners: map[net.Listener]struct{}{},
+		sessions:  map[*session]struct{}{},
+	}, nil
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Serve accepts connections on ln until ln fails permanently or the server is
+// shut down, and serves each on its own goroutine. Temporary accept errors
+// are retried with backoff. Serve closes ln when it returns.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = nextBackoff(backoff)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		backoff = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(conn)
+		}()
+	}
+}
+
+func nextBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return 5 * time.Millisecond
+	}
+	return min(2*d, time.Second)
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+	ln.Close()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Shutdown stops accepting, then waits for open sessions to end until ctx is
+// done; sessions still open then are told Waypoint is shutting down (57P01)
+// and closed. It returns how many sessions had to be closed that way.
+// Shutdown is idempotent.
+func (s *Server) Shutdown(ctx context.Context) (closed int) {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return 0
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.stop(failMsg(KindShutdown, "", errors.New("drain timeout reached")))
+		closed++
+	}
+	s.mu.Unlock()
+	<-done
+	return closed
+}
+
+// Close shuts down without draining: open sessions are told and closed at once.
+func (s *Server) Close() int {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return s.Shutdown(ctx)
+}
+
+// ActiveSessions reports how many connections are being served.
+func (s *Server) ActiveSessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+func (s *Server) addSession(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	return true
+}
+
+func (s *Server) removeSession(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
