@@ -356,6 +356,26 @@ func TestIntegration_ConcurrentEnsure(t *testing.T) {
 	})
 }
 
+// waitNoSessions waits until no backend of roles is left in pg_stat_activity.
+func waitNoSessions(t testing.TB, c *pgtest.Cluster, roles ...string) {
+	t.Helper()
+	conn := c.Super(t, "postgres")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := conn.QueryRow(testCtx(t), "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)", roles).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions of %v still open after 10s", n, roles)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // expire makes role's VALID UNTIL lie in the past, as if unused for TTL.
 func expire(t testing.TB, c *pgtest.Cluster, role string) {
 	c.Exec(t, "postgres", fmt.Sprintf("ALTER ROLE %s VALID UNTIL '2000-01-01'", quoteIdent(role)))
@@ -389,6 +409,9 @@ func TestIntegration_Cleanup(t *testing.T) {
 			expire(t, c, r)
 		}
 
+		// A closed client's backend leaves pg_stat_activity a moment after
+		// the client returns; Cleanup rightly counts it as active until then.
+		waitNoSessions(t, c, idle.Role, owner.Role)
 		res, err := p.Cleanup(testCtx(t))
 		if err != nil {
 			t.Fatalf("Cleanup: %v", err)
