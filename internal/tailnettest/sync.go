@@ -1,0 +1,128 @@
+package tailnettest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"tailscale.com/tailcfg"
+
+	"github.com/waypoint-proxy/waypoint/internal/identity"
+	"github.com/waypoint-proxy/waypoint/internal/tailnet"
+)
+
+// syncPoll is how often sync re-checks the nodes.
+const syncPoll = 5 * time.Millisecond
+
+// whoIsTimeout bounds one WhoIs call made by sync.
+const whoIsTimeout = 2 * time.Second
+
+// expectation is what a node's WhoIs should report for one client.
+type expectation struct {
+	client *Client
+	p      principal
+	caps   []tailcfg.RawMessage // values of tailnet.DefaultCapability
+}
+
+// sync waits until every open StartNode node identifies every open client as
+// recorded: login, tags and the values of tailnet.DefaultCapability.
+func (tn *Tailnet) sync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	for {
+		err := tn.check(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodes did not see the change within %v: %w", syncTimeout, err)
+		case <-time.After(syncPoll):
+		}
+	}
+}
+
+// check compares every open node's view of every open client with what it
+// should be, returning the first difference.
+func (tn *Tailnet) check(ctx context.Context) error {
+	nodes, wants := tn.expectations()
+	for _, n := range nodes {
+		for _, want := range wants {
+			if want.client.isClosed() {
+				continue
+			}
+			got, err := whoIs(ctx, n, want.client)
+			if errors.Is(err, net.ErrClosed) {
+				break // node closed: nothing to wait for
+			}
+			if err := want.compare(got, err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// whoIs asks n about c, bounding the call by whoIsTimeout so that one stuck
+// request cannot use up sync's whole budget.
+func whoIs(ctx context.Context, n *tailnet.Node, c *Client) (identity.Peer, error) {
+	ctx, cancel := context.WithTimeout(ctx, whoIsTimeout)
+	defer cancel()
+	return n.WhoIs(ctx, c.addr.String())
+}
+
+// expectations snapshots the nodes and what they should see.
+func (tn *Tailnet) expectations() ([]*tailnet.Node, []expectation) {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	var wants []expectation
+	for _, c := range tn.clients {
+		wants = append(wants, expectation{
+			client: c,
+			p:      tn.principals[c.key],
+			caps:   tn.grants[c.key][tailnet.DefaultCapability],
+		})
+	}
+	return slices.Clone(tn.nodes), wants
+}
+
+// compare checks one WhoIs result against the expectation.
+func (e expectation) compare(got identity.Peer, err error) error {
+	name := e.client.Machine
+	if e.p.login == "" && len(e.p.tags) == 0 {
+		if errors.Is(err, identity.ErrUnidentified) {
+			return nil
+		}
+		return fmt.Errorf("%s: got %+v, %v; want %v", name, got, err, identity.ErrUnidentified)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	wantLogin := e.p.login
+	if len(e.p.tags) > 0 {
+		wantLogin = identity.TaggedLogin
+	}
+	if got.LoginName != wantLogin || !slices.Equal(got.Tags, e.p.tags) {
+		return fmt.Errorf("%s: got login %q tags %v, want %q %v", name, got.LoginName, got.Tags, wantLogin, e.p.tags)
+	}
+	if !sameCaps(got.Caps, e.caps) {
+		return fmt.Errorf("%s: got caps %q, want %q", name, got.Caps, e.caps)
+	}
+	return nil
+}
+
+func sameCaps[J ~[]byte](got []J, want []tailcfg.RawMessage) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], []byte(want[i])) {
+			return false
+		}
+	}
+	return true
+}
