@@ -8,14 +8,21 @@ import (
 	"fmt"
 	"log/slog"
 
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/waypoint-proxy/waypoint/internal/audit"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/certs"
 	"github.com/waypoint-proxy/waypoint/internal/config"
+	"github.com/waypoint-proxy/waypoint/internal/coord"
+	"github.com/waypoint-proxy/waypoint/internal/metrics"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
@@ -26,14 +33,18 @@ import (
 type app struct {
 	node      *tailnet.Node
 	listeners []*runningListener
-	cancel    context.CancelFunc // stops background loops (cleanup)
+	metrics   *metrics.Metrics   // nil without [metrics]
+	kicks     []chan struct{}    // one per listener: the tailnet policy changed
+	cancel    context.CancelFunc // stops background loops (cleanup, revalidation, metrics)
 	wg        sync.WaitGroup
 }
 
 type runningListener struct {
-	name string
-	srv  *proxy.Server
-	prov *provision.Provisioner
+	name  string
+	srv   *proxy.Server
+	prov  *provision.Provisioner
+	coord coord.Store
+	audit *audit.Logger
 }
 
 // startApp joins the tailnet and starts every listener. On error everything
@@ -56,6 +67,11 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	a := &app{node: node, cancel: stopBG}
+	var reg *prometheus.Registry
+	if cfg.Metrics != nil {
+		reg = metrics.NewRegistry()
+		a.metrics = metrics.New(reg)
+	}
 	for i := range cfg.Listeners {
 		l, err := a.startListener(ctx, bg, cfg, &cfg.Listeners[i], logger)
 		if err != nil {
@@ -63,6 +79,10 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 			return nil, fmt.Errorf("listener %q: %w", cfg.Listeners[i].Name, err)
 		}
 		a.listeners = append(a.listeners, l)
+	}
+	a.watchPolicy(bg)
+	if cfg.Metrics != nil {
+		a.serveMetrics(bg, cfg.Metrics.Listen, reg, logger)
 	}
 	v4, _ := node.Addrs()
 	logger.Info("waypoint is serving", "hostname", cfg.Tailscale.Hostname, "tailnet_ip", v4.String(), "listeners", len(a.listeners))
@@ -90,6 +110,18 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 		prov.Close()
 		return nil, err
 	}
+	store, err := newCoord(ctx, cfg, l)
+	if err != nil {
+		prov.Close()
+		return nil, err
+	}
+	auditLog, err := openAudit(l)
+	if err != nil {
+		prov.Close()
+		store.Close()
+		return nil, err
+	}
+	rl := &runningListener{name: l.Name, prov: prov, coord: store, audit: auditLog}
 	srv, err := proxy.New(proxy.Options{
 		Listener:    l.Name,
 		Resolver:    a.node,
@@ -111,29 +143,165 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 		TLSConfig:        tlsConfig,
 		HandshakeTimeout: l.HandshakeTimeout,
 		Logger:           logger,
+		Metrics:          a.metrics,
+		Coord:            store,
+		Audit:            auditLog,
 	})
 	if err != nil {
-		prov.Close()
+		rl.close()
 		return nil, err
 	}
-	ln, err := a.node.Listen("tcp", l.Listen)
+	rl.srv = srv
+	lns, err := a.listen(l)
 	if err != nil {
-		prov.Close()
-		return nil, fmt.Errorf("listen on the tailnet at %s: %w", l.Listen, err)
+		rl.close()
+		return nil, err
 	}
+	for _, ln := range lns {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
+				log.Error("listener stopped", "err", err)
+			}
+		}()
+	}
+	kick := make(chan struct{}, 1)
+	a.kicks = append(a.kicks, kick)
 	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
-			log.Error("listener stopped", "err", err)
-		}
+		srv.RunRevalidation(bg, cfg.Revalidation.Interval, kick)
 	}()
 	go func() {
 		defer a.wg.Done()
-		prov.RunCleanup(bg, l.Postgres.CleanupInterval)
+		a.runCleanup(bg, l.Name, prov, l.Postgres.CleanupInterval, log)
 	}()
-	log.Info("listening", "listen", l.Listen, "backend", l.Backend, "tls_mode", l.TLSMode)
-	return &runningListener{name: l.Name, srv: srv, prov: prov}, nil
+	log.Info("listening", "listen", l.Listen, "service", l.Service, "backend", l.Backend, "tls_mode", l.TLSMode)
+	return rl, nil
+}
+
+// listen opens the listener's tailnet port and, when configured, its
+// Tailscale Service.
+func (a *app) listen(l *config.Listener) ([]net.Listener, error) {
+	ln, err := a.node.Listen("tcp", l.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on the tailnet at %s: %w", l.Listen, err)
+	}
+	if l.Service == "" {
+		return []net.Listener{ln}, nil
+	}
+	_, portStr, _ := net.SplitHostPort(l.Listen)
+	port, _ := strconv.ParseUint(portStr, 10, 16)
+	svc, err := a.node.ListenService(l.Service, uint16(port))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return []net.Listener{ln, svc}, nil
+}
+
+// close releases what startListener acquired, for a listener that failed to
+// start or has stopped serving.
+func (rl *runningListener) close() {
+	rl.prov.Close()
+	rl.coord.Close()
+	rl.audit.Close()
+}
+
+// newCoord returns the listener's connection-limit and cancel-routing store:
+// shared through Redis when [redis] is configured, else in memory.
+func newCoord(ctx context.Context, cfg *config.Config, l *config.Listener) (coord.Store, error) {
+	if cfg.Redis == nil {
+		return coord.NewMemory(), nil
+	}
+	store, err := coord.NewRedis(ctx, coord.RedisOptions{
+		Addr:      cfg.Redis.Address,
+		Password:  cfg.Redis.Password,
+		DB:        cfg.Redis.DB,
+		KeyPrefix: cfg.Redis.KeyPrefix + l.Name + ":",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis at %s: %w", cfg.Redis.Address, err)
+	}
+	return store, nil
+}
+
+// openAudit opens the listener's statement audit log, or returns nil.
+func openAudit(l *config.Listener) (*audit.Logger, error) {
+	if l.AuditLog == "" {
+		return nil, nil
+	}
+	lg, err := audit.Open(l.AuditLog)
+	if err != nil {
+		return nil, fmt.Errorf("audit_log: %w", err)
+	}
+	return lg, nil
+}
+
+// watchPolicy revalidates every listener's sessions as soon as the tailnet
+// policy the node receives changes, not only on the interval.
+func (a *app) watchPolicy(ctx context.Context) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.node.WatchPolicy(ctx, func() {
+			for _, k := range a.kicks {
+				select {
+				case k <- struct{}{}:
+				default: // a pass is already pending
+				}
+			}
+		})
+	}()
+}
+
+// runCleanup drops expired roles every interval and records the outcome.
+func (a *app) runCleanup(ctx context.Context, name string, prov *provision.Provisioner, interval time.Duration, log *slog.Logger) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, interval)
+		res, err := prov.Cleanup(cctx)
+		cancel()
+		a.metrics.CleanupRun(name, len(res.Dropped), len(res.SkippedActive), res.Errors)
+		if err != nil {
+			log.Warn("cleanup failed", "err", err)
+		} else if len(res.Dropped) > 0 || res.Errors > 0 {
+			log.Info("cleanup", "dropped", len(res.Dropped), "kept_in_use", len(res.SkippedActive), "errors", res.Errors)
+		}
+	}
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz on addr (not on the
+// tailnet). Ready means the tailnet node is up and every admin can log in.
+func (a *app) serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) {
+	ready := func(ctx context.Context) error {
+		if v4, _ := a.node.Addrs(); !v4.IsValid() {
+			return errors.New("tailnet node has no address yet")
+		}
+		for _, l := range a.listeners {
+			if err := l.prov.Ping(ctx); err != nil {
+				return fmt.Errorf("listener %s: %w", l.name, err)
+			}
+		}
+		return nil
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := metrics.Serve(ctx, addr, metrics.Handler(reg, ready)); err != nil {
+			logger.Error("metrics endpoint stopped", "addr", addr, "err", err)
+		}
+	}()
 }
 
 // shutdown stops accepting on every listener, waits up to drain for open
@@ -159,7 +327,7 @@ func (a *app) shutdown(drain time.Duration) int {
 	a.cancel()
 	a.wg.Wait()
 	for _, l := range a.listeners {
-		l.prov.Close()
+		l.close()
 	}
 	a.node.Close()
 	return closed

@@ -25,13 +25,18 @@ var internalDeps = map[string][]string{
 	"internal/identity":    {},
 	"internal/config":      {},
 	"internal/relay":       {},
+	"internal/certs":       {},
+	"internal/coord":       {},
+	"internal/metrics":     {},
+	"internal/audit":       {},
 	"internal/authz":       {"internal/identity"},
 	"internal/tailnet":     {"internal/identity"},
 	"internal/pgwire":      {},
 	"internal/provision":   {"internal/identity", "internal/authz"},
-	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay"},
+	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/coord", "internal/metrics", "internal/audit"},
 	"internal/pgtest":      {},
 	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
+	"internal/bench":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
 }
 
 // restricted maps an import-path prefix to the only packages allowed to import
@@ -50,6 +55,7 @@ var stdlibOnly = map[string]bool{
 	"internal/identity": true,
 	"internal/relay":    true,
 	"internal/certs":    true,
+	"internal/audit":    true,
 	"internal/authz":    true,
 }
 

@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 )
@@ -50,17 +52,58 @@ func (k *cancelKeys) lookup(key pgwire.CancelKey) *session {
 	return k.byID[key]
 }
 
+// lookupString finds a session by keyString form.
+func (k *cancelKeys) lookupString(key string) *session {
+	var pid, secret uint32
+	if _, err := fmt.Sscanf(key, "%08x%08x", &pid, &secret); err != nil || len(key) != 16 {
+		return nil
+	}
+	return k.lookup(pgwire.CancelKey{ProcessID: pid, SecretKey: secret})
+}
+
+// keyString is the opaque form of a cancel key shared with other instances.
+func keyString(k pgwire.CancelKey) string {
+	return fmt.Sprintf("%08x%08x", k.ProcessID, k.SecretKey)
+}
+
 // forwardCancel forwards a CancelRequest to the backend of the session that
 // owns the key, but only when the request comes from the same tailnet node as
-// the session. Unknown keys and foreign nodes are ignored silently, as
-// PostgreSQL ignores a wrong key: the requester learns nothing.
+// the session. A key owned by another Waypoint instance is routed to it
+// through the coordination store. Unknown keys and foreign nodes are ignored
+// silently, as PostgreSQL ignores a wrong key: the requester learns nothing.
 func (s *Server) forwardCancel(ctx context.Context, sess *session) error {
-	target := s.keys.lookup(*sess.client.Cancel)
-	if target == nil || target.peer.NodeID != sess.peer.NodeID || target.up == nil {
+	key := *sess.client.Cancel
+	if target := s.keys.lookup(key); target != nil {
+		return s.cancelSession(ctx, target, sess.peer.NodeID)
+	}
+	if _, err := s.opts.Coord.RouteCancel(ctx, keyString(key), sess.peer.NodeID); err != nil {
+		return fail(KindStateUnavailable, fmt.Errorf("route cancel: %w", err))
+	}
+	return nil
+}
+
+// cancelSession cancels target's running query when nodeID owns it.
+func (s *Server) cancelSession(ctx context.Context, target *session, nodeID string) error {
+	if target.peer.NodeID != nodeID || target.up == nil {
+		s.log.Info("cancel request ignored: not from the session's node", "conn", target.id)
 		return nil
 	}
 	if err := pgwire.CancelBackend(ctx, target.up); err != nil {
 		return fail(KindBackendUnreachable, err)
 	}
 	return nil
+}
+
+// routedCancel handles a cancel request that arrived at another instance for
+// a session of this one.
+func (s *Server) routedCancel(key, nodeID string) {
+	target := s.keys.lookupString(key)
+	if target == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.cancelSession(ctx, target, nodeID); err != nil {
+		s.log.Warn("routed cancel failed", "conn", target.id, "err", err)
+	}
 }

@@ -25,6 +25,7 @@ const (
 	KindBackendError                   // the backend answered with an error of its own
 	KindShutdown                       // Waypoint is shutting down
 	KindRevoked                        // access was revoked during the session
+	KindStateUnavailable               // shared state (Redis) unreachable: limits fail closed
 )
 
 var kindNames = [...]string{
@@ -41,6 +42,7 @@ var kindNames = [...]string{
 	KindBackendError:       "backend_error",
 	KindShutdown:           "shutdown",
 	KindRevoked:            "revoked",
+	KindStateUnavailable:   "state_unavailable",
 }
 
 // String returns the stable name used in metrics and logs.
@@ -140,6 +142,8 @@ func defaults(k Kind) (code, msg, hint string) {
 		return "08006", "the database server refused the connection", ""
 	case KindShutdown:
 		return "57P01", "Waypoint is shutting down", "Reconnect; another Waypoint instance or the restarted one will serve you."
+	case KindStateUnavailable:
+		return "58000", "Waypoint cannot reach its shared state (Redis) to enforce connection limits", "Try again shortly; if it persists, tell the Waypoint operator."
 	case KindRevoked:
 		return "57P01", "your access was revoked by the tailnet policy", "Ask your tailnet administrator for a grant."
 	default:

@@ -111,7 +111,7 @@ func (r *rig) config(c *tailnettest.Client, database string, params map[string]s
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	cfg.DialFunc = r.tn.Dialer(c)
+	cfg.DialFunc = stableAddrDialer(r.tn.Dialer(c))
 	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	for k, v := range params {
 		cfg.RuntimeParams[k] = v
@@ -167,6 +167,28 @@ func (r *rig) forward(c *tailnettest.Client) string {
 	}()
 	return ln.Addr().String()
 }
+
+// stableAddrDialer wraps dial so that the returned connections keep
+// reporting their addresses after Close: tsnet's connections return a nil
+// RemoteAddr once closed, and pgx dereferences it when it sends a cancel
+// request while closing.
+func stableAddrDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &addrConn{Conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil
+	}
+}
+
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c *addrConn) LocalAddr() net.Addr  { return c.local }
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
 
 func pipe(a, b net.Conn) {
 	var wg sync.WaitGroup

@@ -20,8 +20,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/waypoint-proxy/waypoint/internal/audit"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/coord"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
+	"github.com/waypoint-proxy/waypoint/internal/metrics"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 )
@@ -73,6 +76,15 @@ type Options struct {
 	SetupTimeout time.Duration
 	// Logger receives one line per connection. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics records connection outcomes and latencies. Nil records nothing.
+	Metrics *metrics.Metrics
+	// Audit, when set, records every statement text (simple Query and
+	// extended Parse) with the caller's identity. Nil means no audit log.
+	Audit *audit.Logger
+	// Coord counts connections per user (max_conns) and routes cancel
+	// requests between Waypoint instances. Nil means an in-memory store
+	// private to this Server.
+	Coord coord.Store
 }
 
 // Server serves one Waypoint listener. It is safe for concurrent use; Serve
@@ -115,13 +127,18 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{
+	if opts.Coord == nil {
+		opts.Coord = coord.NewMemory()
+	}
+	s := &Server{
 		opts:      opts,
 		log:       log.With("listener", opts.Listener),
 		keys:      newCancelKeys(),
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
-	}, nil
+	}
+	opts.Coord.OnCancel(s.routedCancel)
+	return s, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/waypoint-proxy/waypoint/internal/audit"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/coord"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
@@ -34,9 +38,31 @@ type session struct {
 	key    pgwire.CancelKey
 	result relay.Result
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc // stops the relay; nil until relaying
-	stopErr error              // why the session was stopped from outside
+	mu       sync.Mutex
+	cancel   context.CancelFunc // stops the relay; nil until relaying
+	stopErr  error              // why the session was stopped from outside
+	relaying bool               // login done, bytes flowing
+}
+
+// isRelaying reports whether the session is past login and relaying.
+func (sess *session) isRelaying() bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.relaying
+}
+
+// effective returns the session's current decision. Revalidation may
+// replace it while the session runs.
+func (sess *session) effective() authz.Effective {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.eff
+}
+
+func (sess *session) setEffective(eff authz.Effective) {
+	sess.mu.Lock()
+	sess.eff = eff
+	sess.mu.Unlock()
 }
 
 // stop ends the session from outside the serving goroutine (shutdown,
@@ -77,6 +103,7 @@ func (s *Server) serveConn(conn net.Conn) {
 		return
 	}
 	defer s.removeSession(sess)
+	s.opts.Metrics.ConnOpened(s.opts.Listener)
 	err := s.pipeline(sess)
 	if err == nil {
 		err = sess.stoppedBecause()
@@ -106,6 +133,11 @@ func (s *Server) pipeline(sess *session) error {
 	}
 	sctx, cancelSetup := context.WithTimeout(context.Background(), s.opts.SetupTimeout)
 	defer cancelSetup()
+	release, err := s.admit(sctx, sess)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := s.login(sctx, sess); err != nil {
 		return err
 	}
@@ -157,24 +189,46 @@ func (s *Server) decide(sess *session) error {
 	if err != nil {
 		var d *authz.Denial
 		if errors.As(err, &d) {
+			s.opts.Metrics.Refused(s.opts.Listener, d.Reason.String())
 			return failMsg(KindDenied, d.ClientMessage(), err)
 		}
+		s.opts.Metrics.Refused(s.opts.Listener, KindDenied.String())
 		return fail(KindDenied, err)
 	}
 	sess.eff = eff
 	return nil
 }
 
+// admit counts the connection against the caller's max_conns, across every
+// Waypoint instance sharing the coordination store. When the store cannot be
+// reached the connection is refused: limits fail closed.
+func (s *Server) admit(ctx context.Context, sess *session) (release func(), err error) {
+	subject := s.opts.Listener + "/" + sess.peer.Subject()
+	release, err = s.opts.Coord.Acquire(ctx, subject, sess.eff.Limits.MaxConns)
+	switch {
+	case err == nil:
+		return release, nil
+	case errors.Is(err, coord.ErrLimit):
+		s.opts.Metrics.LimitRejected(s.opts.Listener, "max_conns")
+		return nil, failMsg(KindLimit, fmt.Sprintf("too many connections for %s: the limit is %d (max_conns)", sess.peer.Subject(), sess.eff.Limits.MaxConns), err)
+	default:
+		return nil, fail(KindStateUnavailable, err)
+	}
+}
+
 // login provisions the caller's role and logs in to the backend as it. The
 // lease is held until the login finished so that a concurrent connection for
 // the same role cannot rotate the password in between.
 func (s *Server) login(ctx context.Context, sess *session) error {
+	start := time.Now()
 	lease, err := s.opts.Provisioner.Ensure(ctx, sess.peer, sess.eff)
+	s.opts.Metrics.ProvisionDuration(s.opts.Listener, time.Since(start), err)
 	if err != nil {
 		return classifyProvision(err)
 	}
 	defer lease.Release()
 	sess.role = lease.Role
+	start = time.Now()
 	up, err := pgwire.ConnectUpstream(ctx, pgwire.UpstreamConfig{
 		Addr:     s.opts.Backend.Addr,
 		Database: sess.eff.Database,
@@ -182,9 +236,10 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 		Password: lease.Password,
 		TLS:      s.opts.Backend.TLS,
 		RootCAs:  s.opts.Backend.RootCAs,
-		Params:   forwardedParams(sess.client.Params),
+		Params:   forwardedParams(sess.client.Params, sess.peer),
 		DialFunc: s.opts.Backend.DialFunc,
 	})
+	s.opts.Metrics.UpstreamLoginDuration(s.opts.Listener, time.Since(start))
 	if err != nil {
 		return classifyUpstream(err)
 	}
@@ -193,12 +248,39 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 }
 
 // forwardedParams are the client's startup parameters the backend should see:
-// everything but user, database and Waypoint's own preset request.
-func forwardedParams(params map[string]string) map[string]string {
+// everything but user, database and Waypoint's own preset request, plus the
+// caller's identity as custom settings (waypoint.login, waypoint.machine,
+// waypoint.node; `SHOW waypoint.login` on the backend) and, when the client
+// set no application_name, "waypoint <login>" so pg_stat_activity and the
+// server log show the human.
+func forwardedParams(params map[string]string, peer identity.Peer) map[string]string {
 	out := authz.StripPresetRequest(params)
 	delete(out, "user")
 	delete(out, "database")
+	for k := range out {
+		if strings.HasPrefix(strings.ToLower(k), "waypoint.") {
+			delete(out, k) // the client cannot pose as someone else
+		}
+	}
+	out["waypoint.login"] = peer.Subject()
+	out["waypoint.machine"] = peer.MachineName
+	out["waypoint.node"] = peer.NodeID
+	if out["application_name"] == "" {
+		out["application_name"] = truncateName("waypoint " + peer.Subject())
+	}
 	return out
+}
+
+// truncateName cuts s to PostgreSQL's 63-byte name limit on a rune boundary.
+func truncateName(s string) string {
+	if len(s) <= 63 {
+		return s
+	}
+	cut := 63
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // greet completes the client's startup with Waypoint's own cancel key.
@@ -208,8 +290,15 @@ func (s *Server) greet(sess *session) error {
 		return fail(KindInternal, err)
 	}
 	sess.key = key
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.opts.Coord.RegisterCancel(rctx, keyString(key)); err != nil {
+		// Cancel from another instance will not reach this session; local
+		// cancels still work, so the session goes on.
+		s.log.Warn("could not share the cancel key", "conn", sess.id, "err", err)
+	}
 	if err := sess.client.FinishStartup(sess.up, key); err != nil {
-		s.keys.unregister(key)
+		s.unregisterKey(key)
 		return fail(KindProtocol, fmt.Errorf("finish startup: %w", err))
 	}
 	return nil
@@ -217,7 +306,7 @@ func (s *Server) greet(sess *session) error {
 
 // relay copies bytes until either side ends the session or it is stopped.
 func (s *Server) relay(sess *session) error {
-	defer s.keys.unregister(sess.key)
+	defer s.unregisterKey(sess.key)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sess.mu.Lock()
@@ -226,12 +315,48 @@ func (s *Server) relay(sess *session) error {
 		return sess.stopErr
 	}
 	sess.cancel = cancel
+	sess.relaying = true
 	sess.mu.Unlock()
-	sess.result = relay.Run(ctx, sess.client.Conn, sess.up.Conn, relay.Options{})
+	limits := sess.effective().Limits
+	if d := limits.MaxConnDuration; d > 0 {
+		t := time.AfterFunc(d, func() {
+			s.opts.Metrics.LimitRejected(s.opts.Listener, "max_conn_duration")
+			sess.stop(&stageError{kind: KindLimit, code: "57P01",
+				msg: fmt.Sprintf("session ended: it reached the maximum duration of %v (max_conn_duration); reconnect to continue", d)})
+		})
+		defer t.Stop()
+	}
+	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{MaxBytes: limits.MaxBytesPerConn})
 	if err := sess.stoppedBecause(); err != nil {
 		return err
 	}
+	if sess.result.Reason == relay.ByteLimit {
+		s.opts.Metrics.LimitRejected(s.opts.Listener, "max_bytes_per_conn")
+		return &stageError{kind: KindLimit, code: "53400",
+			msg: fmt.Sprintf("session ended: it relayed the maximum of %d bytes (max_bytes_per_conn); reconnect to continue", limits.MaxBytesPerConn)}
+	}
 	return nil
+}
+
+// auditTap returns the client connection to relay from: tapped for the
+// statement audit log when it is on, the plain connection otherwise.
+func (s *Server) auditTap(sess *session) net.Conn {
+	if s.opts.Audit == nil {
+		return sess.client.Conn
+	}
+	eff := sess.effective()
+	return pgwire.TapQueries(sess.client.Conn, audit.MaxSQL+1, func(kind, sql string) {
+		s.opts.Audit.Log(audit.Entry{
+			Time: time.Now(), Conn: sess.id, Listener: s.opts.Listener,
+			Login: sess.peer.Subject(), Machine: sess.peer.MachineName, NodeID: sess.peer.NodeID,
+			Database: eff.Database, Role: sess.role, Kind: kind, SQL: sql,
+		})
+	})
+}
+
+func (s *Server) unregisterKey(key pgwire.CancelKey) {
+	s.keys.unregister(key)
+	s.opts.Coord.UnregisterCancel(keyString(key))
 }
 
 // reject tells the client why its connection failed, within a short deadline.
@@ -259,7 +384,8 @@ func (s *Server) logSession(sess *session, err error) {
 		attrs = append(attrs, "database", sess.client.Params["database"])
 	}
 	if sess.role != "" {
-		attrs = append(attrs, "role", sess.role, "preset", string(sess.eff.Preset), "preset_limited", sess.eff.PresetLimited)
+		eff := sess.effective()
+		attrs = append(attrs, "role", sess.role, "preset", string(eff.Preset), "preset_limited", eff.PresetLimited)
 	}
 	if sess.up != nil {
 		attrs = append(attrs,
@@ -280,14 +406,18 @@ func (s *Server) logSession(sess *session, err error) {
 	}
 	attrs = append(attrs, "outcome", outcome)
 	s.log.Log(context.Background(), level, "connection", attrs...)
+	s.opts.Metrics.ConnClosed(s.opts.Listener, outcome, sess.result.ClientToServer, sess.result.ServerToClient, time.Since(sess.start))
 }
 
 // classifyProvision maps a provisioning failure to a Kind with a safe message.
 func classifyProvision(err error) error {
 	var pe *provision.Error
 	if errors.As(err, &pe) {
-		if pe.Kind == provision.CannotGrant {
+		switch pe.Kind {
+		case provision.CannotGrant:
 			return failMsg(KindCannotGrant, pe.ClientMessage(), err)
+		case provision.Unreachable:
+			return fail(KindBackendUnreachable, err)
 		}
 		return failMsg(KindProvision, pe.ClientMessage(), err)
 	}

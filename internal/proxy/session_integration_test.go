@@ -81,7 +81,7 @@ func TestIntegration_Proxy_TLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg.DialFunc = r.tn.Dialer(alice)
+			cfg.DialFunc = stableAddrDialer(r.tn.Dialer(alice))
 			cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 			cfg.TLSConfig.RootCAs = pool
 			cfg.TLSConfig.ServerName = "db.example.com"
@@ -211,7 +211,7 @@ func TestIntegration_Proxy_ProtocolVersions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.DialFunc = r.tn.Dialer(alice)
+		cfg.DialFunc = stableAddrDialer(r.tn.Dialer(alice))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		conn, err := pgx.ConnectConfig(ctx, cfg)

@@ -80,8 +80,10 @@ type Node struct {
 // bounds the wait (registration, first network map). On error nothing is
 // left running.
 //
-// Start turns off Tailscale's log upload for the whole process (log.tailscale.com
-// receives nothing); logs go only to Options.Logf.
+// Start turns off Tailscale's log upload for the whole process
+// (log.tailscale.com receives nothing; logs go only to Options.Logf). A
+// tailnet whose policy requires data-plane audit logging therefore refuses
+// the node, and Start fails with tsnet's explanation.
 func Start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.Hostname == "" {
 		return nil, errors.New("tailnet: start: hostname is required")

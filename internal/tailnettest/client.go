@@ -136,7 +136,8 @@ func (tn *Tailnet) Dialer(c *Client) func(ctx context.Context, network, addr str
 
 // SetGrant makes every node see src holding the app capability capability
 // with values, each a JSON value (as a grant's "app" section in a tailnet
-// policy file would give). No values removes the grant. Connections stay
+// policy file would give; they are sent compacted). No values removes the
+// grant. Connections stay
 // open. SetGrant returns once every StartNode node reports the new values
 // for tailnet.DefaultCapability from WhoIs; if that does not happen in time
 // the test is marked failed.

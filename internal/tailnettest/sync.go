@@ -2,6 +2,7 @@ package tailnettest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,14 +34,18 @@ type expectation struct {
 func (tn *Tailnet) sync() error {
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 	defer cancel()
+	var lastErr error // the last difference seen before the deadline
 	for {
 		err := tn.check(ctx)
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() == nil {
+			lastErr = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("nodes did not see the change within %v: %w", syncTimeout, err)
+			return fmt.Errorf("nodes did not see the change within %v: %w", syncTimeout, cmp.Or(lastErr, err))
 		case <-time.After(syncPoll):
 		}
 	}

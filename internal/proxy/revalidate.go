@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/identity"
+)
+
+// LiveProvisioner is implemented by provisioners that can change a live
+// session's role. *provision.Provisioner implements it; when the configured
+// Provisioner does not, revalidation can still close sessions but cannot
+// reconcile a downgrade in place or terminate backend sessions.
+type LiveProvisioner interface {
+	// Reconcile applies eff's privileges to the peer's role without
+	// rotating its password.
+	Reconcile(ctx context.Context, peer identity.Peer, eff authz.Effective) error
+	// Terminate ends a backend session by its process ID.
+	Terminate(ctx context.Context, pid uint32) error
+	// Touch pushes the roles' expiry forward: they have live sessions.
+	Touch(ctx context.Context, roles []string) error
+}
+
+// revalidateTimeout bounds one revalidation pass.
+const revalidateTimeout = 30 * time.Second
+
+// RunRevalidation re-checks every open session each interval and whenever
+// kick delivers (e.g. the tailnet policy changed), until ctx is done. An
+// interval of 0 disables the timer; kick may be nil.
+func (s *Server) RunRevalidation(ctx context.Context, interval time.Duration, kick <-chan struct{}) {
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		case <-kick:
+		}
+		pctx, cancel := context.WithTimeout(ctx, revalidateTimeout)
+		s.Revalidate(pctx)
+		cancel()
+	}
+}
+
+// Revalidate runs one pass: for every relaying session it asks the tailnet
+// again who the caller is and decides again. A caller who lost access has
+// the session closed (the client is told why, the backend session is
+// terminated so a running query dies); a changed grant is reconciled on the
+// live role; the roles of sessions that stay have their expiry pushed
+// forward. It returns how many sessions were closed.
+func (s *Server) Revalidate(ctx context.Context) (closed int) {
+	live, _ := s.opts.Provisioner.(LiveProvisioner)
+	var keep []string
+	seen := map[string]bool{}
+	for _, sess := range s.relayingSessions() {
+		eff, err := s.recheck(ctx, sess)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return closed // our own deadline: decide nothing
+		case err != nil:
+			s.revoke(ctx, sess, live, err)
+			closed++
+			continue
+		case live != nil && changed(sess.effective(), eff):
+			if rerr := live.Reconcile(ctx, sess.peer, eff); rerr != nil {
+				s.log.Warn("revalidation: reconcile failed; closing the session", "conn", sess.id, "err", rerr)
+				s.revoke(ctx, sess, live, failMsg(KindRevoked, "your privileges changed and Waypoint could not apply them; reconnect", rerr))
+				closed++
+				continue
+			}
+			s.log.Info("revalidation: privileges reconciled", "conn", sess.id, "role", sess.role,
+				"from", string(sess.effective().Preset), "to", string(eff.Preset))
+			sess.setEffective(eff)
+		}
+		if !seen[sess.role] {
+			seen[sess.role] = true
+			keep = append(keep, sess.role)
+		}
+	}
+	if live != nil && len(keep) > 0 {
+		if err := live.Touch(ctx, keep); err != nil {
+			s.log.Warn("revalidation: could not extend role expiry", "roles", len(keep), "err", err)
+		}
+	}
+	return closed
+}
+
+// recheck repeats identification and the decision for sess. The error is
+// classified (KindRevoked) with a client-safe reason.
+func (s *Server) recheck(ctx context.Context, sess *session) (authz.Effective, error) {
+	peer, err := s.opts.Resolver.WhoIs(ctx, sess.remote)
+	if err != nil {
+		if ctx.Err() != nil {
+			return authz.Effective{}, ctx.Err()
+		}
+		return authz.Effective{}, failMsg(KindRevoked, "your tailnet node is no longer known to Waypoint", fmt.Errorf("whois: %w", err))
+	}
+	if peer.NodeID != sess.peer.NodeID || peer.Subject() != sess.peer.Subject() {
+		return authz.Effective{}, failMsg(KindRevoked, "the tailnet address of this session now belongs to someone else",
+			fmt.Errorf("address %s moved from %s/%s to %s/%s", sess.remote, sess.peer.Subject(), sess.peer.NodeID, peer.Subject(), peer.NodeID))
+	}
+	cur := sess.effective()
+	maxPreset := authz.Preset("")
+	if cur.PresetLimited {
+		maxPreset = s.requestedPreset(sess)
+	}
+	eff, err := authz.Decide(peer, authz.Request{Listener: s.opts.Listener, Database: cur.Database, MaxPreset: maxPreset}, s.opts.Policy)
+	if err != nil {
+		msg := "your access was revoked by the tailnet policy"
+		var d *authz.Denial
+		if errors.As(err, &d) {
+			msg = "your access was revoked: " + d.ClientMessage()
+		}
+		return authz.Effective{}, failMsg(KindRevoked, msg, err)
+	}
+	return eff, nil
+}
+
+// requestedPreset is the preset the client asked for at startup.
+func (s *Server) requestedPreset(sess *session) authz.Preset {
+	p, _, _ := authz.PresetRequest(sess.client.Params)
+	return p
+}
+
+// changed reports whether the privileges of two decisions differ.
+func changed(a, b authz.Effective) bool {
+	if a.Preset != b.Preset || len(a.Schemas) != len(b.Schemas) || len(a.SQL) != len(b.SQL) {
+		return true
+	}
+	for i := range a.Schemas {
+		if a.Schemas[i] != b.Schemas[i] {
+			return true
+		}
+	}
+	for i := range a.SQL {
+		if a.SQL[i] != b.SQL[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// revoke stops sess with reason and terminates its backend session.
+func (s *Server) revoke(ctx context.Context, sess *session, live LiveProvisioner, reason error) {
+	s.log.Info("revalidation: closing session", "conn", sess.id, "login", sess.peer.Subject(), "reason", reason.Error())
+	s.opts.Metrics.RevalidationClosed(s.opts.Listener, kindOf(reason).String())
+	sess.stop(reason)
+	if live != nil && sess.up != nil {
+		if err := live.Terminate(ctx, sess.up.Key.ProcessID); err != nil {
+			s.log.Warn("revalidation: could not terminate the backend session", "conn", sess.id, "err", err)
+		}
+	}
+}
+
+// relayingSessions returns the sessions that completed login and are being
+// relayed.
+func (s *Server) relayingSessions() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		if sess.isRelaying() {
+			out = append(out, sess)
+		}
+	}
+	return out
+}
