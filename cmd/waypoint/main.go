@@ -17,7 +17,16 @@ const usage = `waypoint — PostgreSQL access through your tailnet policy
 
 Usage:
   waypoint [serve] [-config waypoint.toml]   run the proxy (the default command)
-  waypoint check   [-config waypoint.toml]   validate the configuration and exit
+  waypoint check   [-config waypoint.toml] [-connect [-databases a,b] [-schemas public]]
+                                             validate the configuration (and, with -connect,
+                                             the admin's privileges on the backend) and exit
+  waypoint explain -login alice@example.com -machine laptop -database appdb -grant FILE|-
+                   [-config waypoint.toml] [-listener NAME] [-preset readonly]
+                                             print the decision, role and SQL for a caller
+  waypoint demo    [-check] [-port-alice 15432] [-port-bob 15433] [-data-dir DIR]
+                                             a private tailnet, PostgreSQL and two users to try with psql
+  waypoint tunnel  -target waypoint-db:5432 [-local 127.0.0.1:5432] [-authkey KEY]
+                                             forward a local port to a Waypoint listener over the tailnet
 
 Run "waypoint <command> -h" for a command's flags. Documentation: README.md.
 `
@@ -31,8 +40,11 @@ func main() {
 type command func(args []string, stdout, stderr io.Writer) int
 
 var commands = map[string]command{
-	"serve": runServe,
-	"check": runCheck,
+	"serve":   runServe,
+	"check":   runCheck,
+	"explain": runExplain,
+	"demo":    runDemo,
+	"tunnel":  runTunnel,
 }
 
 // run dispatches to a subcommand; with no command name (or only flags) it

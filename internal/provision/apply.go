@@ -26,45 +26,6 @@ const (
 	sqlstatePrivilegeNotGranted   = "01007" // warning: no/not all privileges were granted
 )
 
-// rotate locks the role, decides and applies the plan with a fresh password
-// and returns the lock still held. On error nothing is held.
-func (p *Provisioner) rotate(ctx context.Context, req *request) (role, password string, created bool, lock *roleLock, err error) {
-	password, err = newPassword()
-	if err != nil {
-		return "", "", false, nil, backendErr("generate password", err)
-	}
-	members := []string{req.primary, req.alternate}
-	b, lk := p.queueLookup(req.lookupNames(), members)
-	lock, err = p.lockRoles(ctx, members, b)
-	if err != nil {
-		return "", "", false, nil, err
-	}
-	for attempt := 0; ; attempt++ {
-		var pl *plan
-		pl, err = req.buildPlan(lk, p.opts.TTL, func(role string) (string, error) { return p.verifier(password, role) })
-		if err == nil {
-			pl.CRDBRecords = p.crdbRecords()
-			err = p.apply(ctx, pl)
-		}
-		if err == nil {
-			p.stats.rotations.Add(1)
-			if pl.CreateRole {
-				p.stats.created.Add(1)
-			}
-			return pl.Role, password, pl.CreateRole, lock, nil
-		}
-		if attempt > 0 || !isConflict(err) {
-			break
-		}
-		p.stats.retries.Add(1)
-		if lk, err = p.lookupRoles(ctx, lock.conn, req.lookupNames(), members); err != nil {
-			break
-		}
-	}
-	lock.unlock()
-	return "", "", false, nil, err
-}
-
 // verifier hashes password the way the server stores it.
 func (p *Provisioner) verifier(password, role string) (string, error) {
 	if p.md5 {
@@ -98,9 +59,21 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
 	defer conn.Release()
 	pc := conn.Conn().PgConn()
 	stop := p.watchNotices(pc)
+	if pl.Fingerprint != nil {
+		// Prepared once per connection (pgx remembers it), so the query is
+		// not planned on every provisioning.
+		if _, err := conn.Conn().Prepare(ctx, fingerprintStmt, objectsFingerprintSQL); err != nil {
+			stop()
+			return classifyPG("prepare objects fingerprint", "", err)
+		}
+	}
 	batch := &pgconn.Batch{}
 	batch.ExecParams("BEGIN", nil, nil, nil, nil)
 	for _, s := range steps {
+		if s.FP {
+			batch.ExecPrepared(fingerprintStmt, [][]byte{textArray(pl.Fingerprint)}, nil, nil)
+			continue
+		}
 		batch.ExecParams(s.SQL, nil, nil, nil, nil)
 	}
 	results, err := pc.ExecBatch(ctx, batch).ReadAll()
@@ -119,7 +92,19 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
 		rollback(ctx, conn)
 		return classifyPG("commit", "", err)
 	}
+	pl.ObjectsFP = fingerprintResult(steps, results)
 	return nil
+}
+
+// fingerprintResult returns the objects fingerprint the transaction read,
+// or "" (results[0] is BEGIN).
+func fingerprintResult(steps []step, results []*pgconn.Result) string {
+	for i, s := range steps {
+		if s.FP && i+1 < len(results) && len(results[i+1].Rows) == 1 && len(results[i+1].Rows[0]) == 1 {
+			return string(results[i+1].Rows[0][0])
+		}
+	}
+	return ""
 }
 
 // failedStep returns the index in steps of the statement that failed
@@ -188,8 +173,16 @@ func (p *Provisioner) classifyStep(ctx context.Context, conn *pgxpool.Conn, step
 		return &Error{Kind: CannotGrant, Object: obj, Msg: "the admin role may not grant the preset's privileges", Err: err}
 	case s.Schema != "":
 		return classifyPG("grant preset", "schema "+s.Schema, err)
+	case isPG && pgErr.Code == sqlstateInsufficientPrivilege && isRoleDDL(s.SQL):
+		return &Error{Kind: CannotGrant, Object: objectCreateRole, Msg: "the admin role may not create or alter roles", Err: err}
 	}
 	return classifyPG("provision role", "", err)
+}
+
+// isRoleDDL reports whether sql creates or alters a role, which needs
+// CREATEROLE.
+func isRoleDDL(sql string) bool {
+	return strings.HasPrefix(sql, "CREATE ROLE ") || strings.HasPrefix(sql, "ALTER ROLE ")
 }
 
 // classifyPG maps a server error to an *Error kind.

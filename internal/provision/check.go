@@ -2,9 +2,12 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 )
 
@@ -98,11 +101,21 @@ func (p *Provisioner) checkDatabase(ctx context.Context, admin, db string, schem
 		return nil, err
 	}
 	conn, err := pool.Acquire(ctx)
-	if err != nil {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == sqlstateInvalidCatalogName:
+		p.dropPool(db, pool)
 		return []Finding{{
-			Problem: fmt.Sprintf("admin cannot connect to database %s: %v", db, err),
+			Problem: fmt.Sprintf("database %s does not exist", db),
+			Fix:     fmt.Sprintf("CREATE DATABASE %s, or stop naming it", quoteIdent(db)),
+		}}, nil
+	case errors.As(err, &pgErr) && pgErr.Code == sqlstateInsufficientPrivilege:
+		return []Finding{{
+			Problem: fmt.Sprintf("admin cannot connect to database %s: %s", db, pgErr.Message),
 			Fix:     fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", quoteIdent(db), quoteIdent(admin)),
 		}}, nil
+	case err != nil:
+		return nil, backendErr("connect to database "+db, err)
 	}
 	defer conn.Release()
 	var out []Finding
@@ -147,4 +160,42 @@ func fixFor(o dbObject, admin string) string {
 	}
 	name := quoteQualified(o.Schema, o.Name)
 	return fmt.Sprintf("GRANT ALL ON TABLE %s TO %s WITH GRANT OPTION (or ALTER TABLE %s OWNER TO %s)", name, a, name, a)
+}
+
+// Databases lists, sorted, the databases Check should look at by default:
+// every database that is not a template and accepts connections (the admin
+// can see them all in pg_database, whether or not it may connect).
+func (p *Provisioner) Databases(ctx context.Context) ([]string, error) {
+	rows, err := p.locks.Query(ctx, "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1")
+	if err != nil {
+		return nil, backendErr("list databases", err)
+	}
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, backendErr("list databases", err)
+	}
+	return dbs, nil
+}
+
+// DescribeLoginError explains an error from New (a failed admin login) for
+// an operator: what failed, and which configuration key to check, e.g.
+// ("password authentication failed", "check admin_password"). It never
+// includes the password.
+func DescribeLoginError(err error) (what, hint string) {
+	what, hint = err.Error(), "check backend, admin_user and admin_password"
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "28P01":
+		what, hint = "password authentication failed", "check admin_password"
+	case errors.As(err, &pgErr) && pgErr.Code == "28000":
+		what, hint = pgErr.Message, "check admin_user and the server's pg_hba.conf"
+	case errors.As(err, &pgErr) && pgErr.Code == sqlstateInvalidCatalogName:
+		what, hint = pgErr.Message, "check admin_database"
+	case errors.As(err, &pgErr):
+		what = pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
+	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
+		what, hint = "cannot reach the server: "+err.Error(), "check backend and that PostgreSQL listens there"
+	}
+	return what, hint
 }

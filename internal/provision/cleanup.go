@@ -41,13 +41,15 @@ const recheckSQL = `SELECT r.rolvaliduntil < now(),
 // then in the role's database and in the admin database REASSIGN OWNED BY
 // role TO admin and DROP OWNED BY role, then DROP ROLE. Objects the role
 // created are kept, owned by the admin. Group roles are never dropped. The
-// error is non-nil only when the pass could not run at all.
+// error is non-nil only when the pass could not run at all. On CockroachDB
+// see cleanupCRDB for what differs.
 func (p *Provisioner) Cleanup(ctx context.Context) (CleanupResult, error) {
 	p.stats.cleanupRuns.Add(1)
 	var res CleanupResult
 	if p.crdb {
-		return res, errors.New("provision: cleanup is not implemented for CockroachDB")
+		return p.cleanupCRDB(ctx)
 	}
+	p.waitUnlocks(ctx) // a role released just now is not "in use"
 	rows, err := p.locks.Query(ctx, expiredRolesSQL, p.opts.Prefix)
 	if err != nil {
 		return res, backendErr("list expired roles", err)
@@ -69,24 +71,30 @@ func (p *Provisioner) Cleanup(ctx context.Context) (CleanupResult, error) {
 	}
 	for _, c := range cands {
 		dropped, active, err := p.dropRole(ctx, c.name, c.rec)
-		switch {
-		case err != nil:
-			res.Errors++
-			p.stats.cleanupErrors.Add(1)
-			p.log.Warn("cleanup: drop role failed", "role", c.name, "err", err)
-		case active:
-			res.SkippedActive = append(res.SkippedActive, c.name)
-			p.stats.skippedActive.Add(1)
-		case dropped:
-			res.Dropped = append(res.Dropped, c.name)
-			p.stats.rolesDropped.Add(1)
-			p.log.Info("cleanup: dropped role", "role", c.name, "subject", c.rec.Subject, "database", c.rec.Database)
-		}
+		p.countCleanup(&res, c.name, c.rec, dropped, active, err)
 		if ctx.Err() != nil {
 			return res, backendErr("cleanup", ctx.Err())
 		}
 	}
 	return res, nil
+}
+
+// countCleanup records the outcome for one role in res, the counters and
+// the log.
+func (p *Provisioner) countCleanup(res *CleanupResult, role string, rec ownerRecord, dropped, active bool, err error) {
+	switch {
+	case err != nil:
+		res.Errors++
+		p.stats.cleanupErrors.Add(1)
+		p.log.Warn("cleanup: drop role failed", "role", role, "err", err)
+	case active:
+		res.SkippedActive = append(res.SkippedActive, role)
+		p.stats.skippedActive.Add(1)
+	case dropped:
+		res.Dropped = append(res.Dropped, role)
+		p.stats.rolesDropped.Add(1)
+		p.log.Info("cleanup: dropped role", "role", role, "subject", rec.Subject, "database", rec.Database)
+	}
 }
 
 // dropRole drops one expired role under its lock. active is true when the

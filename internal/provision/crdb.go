@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -21,8 +20,12 @@ import (
 //   - Role options: no INHERIT/SUPERUSER keywords (roles always inherit).
 //   - Changed raw SQL is not reset (no DO blocks); privileges from removed
 //     raw SQL stay until the role is dropped.
-//   - Cleanup is not implemented yet: pg_stat_activity is not populated the
-//     same way (crdb_internal.cluster_sessions would have to be used).
+//   - Cleanup uses lock rows (FOR UPDATE NOWAIT), the record table and
+//     SHOW CLUSTER SESSIONS instead of pg_stat_activity; see cleanupCRDB
+//     for exactly what it does and does not do.
+//   - No warm path: every Ensure reconciles (no DO blocks or hash functions
+//     are assumed). Touch sets VALID UNTIL without role locks; Terminate is
+//     not supported.
 //
 // The admin role needs CREATE on the admin database's public schema to
 // create the two tables (done once, in New).
@@ -78,8 +81,4 @@ func (l *roleLock) lockCRDB(ctx context.Context, names []string, then *pgx.Batch
 		b.QueuedQueries = append(b.QueuedQueries, then.QueuedQueries...)
 	}
 	return tx.SendBatch(ctx, b).Close()
-}
-
-func (l *roleLock) tryLockCRDB(context.Context, string) (bool, error) {
-	return false, errors.New("cleanup on CockroachDB: not implemented")
 }

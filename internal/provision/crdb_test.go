@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -81,6 +82,17 @@ const (
 // answer scripts the result of sql: its columns and rows (as Go values).
 func answer(sql string) ([]column, [][]any) {
 	switch {
+	case sql == crdbExpiredRolesSQL:
+		return []column{{"rolname", oidText}, {"record", oidText}}, [][]any{
+			{"wp_alice_laptop_appdb", crdbAliceRecord.String()},
+			{"other_alice_laptop_appdb", crdbAliceRecord.String()}, // not our prefix
+			{"wp_g_appdb_public_readonly", ownerRecord{Waypoint: 1, Kind: recordGroup, Database: "appdb"}.String()},
+		}
+	case sql == crdbRecheckSQL:
+		return []column{{"expired", oidBool}, {"in_use", oidBool}, {"record", oidText}},
+			[][]any{{true, false, crdbAliceRecord.String()}}
+	case sql == crdbLiveRolesSQL:
+		return []column{{"rolname", oidText}}, [][]any{{"wp_alice_laptop_appdb"}}
 	case strings.Contains(sql, "version()"):
 		return []column{{"version", oidText}}, [][]any{{"CockroachDB CCL v23.2.0 (x86_64-pc-linux-gnu, built 2024/01/01)"}}
 	case strings.Contains(sql, "now()"):
@@ -95,8 +107,21 @@ func answer(sql string) ([]column, [][]any) {
 	return nil, nil
 }
 
+// crdbAliceRecord is the owner record the fake reports for alice's role.
+var crdbAliceRecord = ownerRecord{Waypoint: 1, Kind: recordUser, Subject: "alice@example.com", Node: "n1", Database: "appdb"}
+
 func encodeValue(v any, binaryFormat bool) []byte {
 	switch v := v.(type) {
+	case bool:
+		switch {
+		case binaryFormat && v:
+			return []byte{1}
+		case binaryFormat:
+			return []byte{0}
+		case v:
+			return []byte("t")
+		}
+		return []byte("f")
 	case string:
 		return []byte(v)
 	case time.Time:
@@ -269,7 +294,83 @@ func TestCockroachDB_NoAdvisoryLocks(t *testing.T) {
 			t.Errorf("statements lack %q:\n%s", want, all)
 		}
 	}
-	if _, err := p.Cleanup(ctx); err == nil {
-		t.Errorf("Cleanup on CockroachDB: got nil error, want not implemented")
+}
+
+// newFakeCRDBProvisioner connects a Provisioner to a fake CockroachDB.
+func newFakeCRDBProvisioner(t *testing.T) (*fakeCRDB, *Provisioner) {
+	f := startFakeCRDB(t)
+	p, err := New(testCtx(t), Options{AdminConnString: "postgres://admin:pw@" + f.ln.Addr().String() + "/defaultdb?sslmode=disable"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return f, p
+}
+
+// TestCockroachDB_Cleanup drops an expired Waypoint role on the fake with
+// CockroachDB statements: lock row FOR UPDATE NOWAIT, SHOW CLUSTER SESSIONS,
+// REASSIGN/DROP OWNED in the role's and the admin database, DROP ROLE and
+// the record row deleted; other prefixes and group roles untouched.
+func TestCockroachDB_Cleanup(t *testing.T) {
+	f, p := newFakeCRDBProvisioner(t)
+	res, err := p.Cleanup(testCtx(t))
+	if err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if got := strings.Join(res.Dropped, ","); got != "wp_alice_laptop_appdb" || res.Errors != 0 {
+		t.Errorf("Cleanup result: got dropped %q, %d errors; want wp_alice_laptop_appdb, 0", got, res.Errors)
+	}
+	stmts := f.statements()
+	all := strings.Join(stmts, "\n")
+	for _, unwanted := range []string{"pg_advisory", "pg_stat_activity", "TO CURRENT_USER", "other_alice", `DROP ROLE "wp_g_`} {
+		if strings.Contains(all, unwanted) {
+			t.Errorf("statements contain %q:\n%s", unwanted, all)
+		}
+	}
+	want := []string{
+		"INSERT INTO waypoint_role_locks (role) VALUES ($1) ON CONFLICT DO NOTHING",
+		"SELECT role FROM waypoint_role_locks WHERE role = $1 FOR UPDATE NOWAIT",
+		crdbRecheckSQL,
+		`REASSIGN OWNED BY "wp_alice_laptop_appdb" TO "admin"`,
+		`DROP OWNED BY "wp_alice_laptop_appdb"`,
+		`REASSIGN OWNED BY "wp_alice_laptop_appdb" TO "admin"`, // again, in the admin database
+		`DROP OWNED BY "wp_alice_laptop_appdb"`,
+		`DROP ROLE "wp_alice_laptop_appdb"`,
+		"DELETE FROM waypoint_roles WHERE role = $1",
+		"commit",
+	}
+	if err := inOrder(stmts, want); err != nil {
+		t.Errorf("%v; statements:\n%s", err, all)
+	}
+}
+
+// inOrder checks that want occur in stmts in this order (each matched by
+// case-insensitive equality, other statements in between allowed).
+func inOrder(stmts, want []string) error {
+	i := 0
+	for _, s := range stmts {
+		if i < len(want) && strings.EqualFold(strings.TrimSpace(s), want[i]) {
+			i++
+		}
+	}
+	if i < len(want) {
+		return fmt.Errorf("statement %q (number %d of %d wanted) missing or out of order", want[i], i+1, len(want))
+	}
+	return nil
+}
+
+// TestCockroachDB_TouchAndTerminate: Touch filters through the record table
+// and sets VALID UNTIL; Terminate is refused (no process IDs there).
+func TestCockroachDB_TouchAndTerminate(t *testing.T) {
+	f, p := newFakeCRDBProvisioner(t)
+	if err := p.Touch(testCtx(t), []string{"wp_alice_laptop_appdb", "postgres"}); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	all := strings.Join(f.statements(), "\n")
+	if !strings.Contains(all, `ALTER ROLE "wp_alice_laptop_appdb" VALID UNTIL '`) || strings.Contains(all, "DO $") {
+		t.Errorf("Touch statements: want ALTER ROLE ... VALID UNTIL and no DO block:\n%s", all)
+	}
+	if err := p.Terminate(testCtx(t), 42); err == nil {
+		t.Errorf("Terminate on CockroachDB: got nil error, want unsupported")
 	}
 }

@@ -19,6 +19,17 @@
 // lease is released, so no other rotation can change the password between
 // rotation and login.
 //
+// A reconnect whose role this process provisioned recently with the same
+// grant takes a warm path instead: one statement that checks the role's
+// owner record and sets password and VALID UNTIL, while the set of
+// relations in the granted schemas is compared with the one seen at the
+// last reconcile (see Ensure). Any difference falls back to the full
+// transaction above.
+//
+// For live sessions, [Provisioner.Reconcile] applies a changed grant
+// without rotating the password, [Provisioner.Touch] pushes VALID UNTIL
+// forward and [Provisioner.Terminate] ends a backend session.
+//
 // [Provisioner.Cleanup] drops Waypoint-owned roles whose VALID UNTIL has
 // passed and that have no session. [Explain] shows what Ensure would run and
 // [Provisioner.Check] reports what the admin role is missing.

@@ -25,8 +25,10 @@ type Lease struct {
 }
 
 // Release ends the lease. Call it once the upstream login with these
-// credentials has finished, whether it succeeded or not. It is idempotent
-// and safe for concurrent use; it may block briefly to release the lock.
+// credentials has finished, whether it succeeded or not. It is idempotent,
+// safe for concurrent use and does not block: the last Release of a
+// rotation unlocks the role in the background (a later rotation of the same
+// role waits for that).
 func (l *Lease) Release() {
 	l.once.Do(func() { l.rot.release() })
 }
@@ -62,10 +64,16 @@ type rotation struct {
 // by ctx. Errors are *Error (see ErrorKind); nothing is changed in the
 // database when the grant cannot be applied completely.
 //
-// A warm Ensure (role and groups exist) costs four round trips: lock and
-// lookup in the admin database (one pipeline), the provisioning
-// transaction in the target database (one pipeline), its COMMIT, and the
-// unlock in Release.
+// Cost. A warm Ensure (this process provisioned the role with the same
+// grant less than warmMaxAge ago, and the grant has no raw SQL) is one
+// pipeline on the admin connection — lock, then one statement that checks
+// the role's owner record and sets password and VALID UNTIL — while the
+// objects fingerprint of the granted schemas is read in parallel in the
+// target database: one round trip of latency, two messages, plus the
+// unlock that Release sends in the background. When the role, its grant or
+// the schemas' set of relations changed (or nothing is cached) Ensure
+// reconciles: lock and lookup (one pipeline), the provisioning transaction
+// (one pipeline) and its COMMIT.
 func (p *Provisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*Lease, error) {
 	l, err := p.ensure(ctx, peer, eff)
 	if err != nil {
@@ -121,6 +129,12 @@ func (p *Provisioner) ensure(ctx context.Context, peer identity.Peer, eff authz.
 // prepare runs the rotation and publishes its result.
 func (p *Provisioner) prepare(ctx context.Context, r *rotation, req *request) {
 	r.role, r.password, r.created, r.lock, r.err = p.rotate(ctx, req)
+	if r.err != nil && ctx.Err() == nil && isDeadConn(r.err) {
+		// An admin connection died (e.g. the backend restarted): its idle
+		// siblings are dead too. Drop them all and retry once.
+		p.resetPools()
+		r.role, r.password, r.created, r.lock, r.err = p.rotate(ctx, req)
+	}
 	p.mu.Lock()
 	r.sealed = true
 	if r.err != nil && p.rotations[r.key] == r {
@@ -167,9 +181,34 @@ func (r *rotation) release() {
 	}
 	p.mu.Unlock()
 	if last {
-		r.lock.unlock()
-		close(r.done)
+		p.unlockAsync(r.lock, r.done)
 	}
+}
+
+// unlockAsync releases lock in the background, so that Release does not
+// add a round trip to the caller's connection setup, and closes done when
+// it is released. Close waits for it (the pool waits for the connection);
+// Cleanup waits for pending unlocks before it try-locks roles.
+func (p *Provisioner) unlockAsync(lock *roleLock, done chan struct{}) {
+	p.unlocking.Store(lock, done)
+	go func() {
+		lock.unlock()
+		p.unlocking.Delete(lock)
+		close(done)
+	}()
+}
+
+// waitUnlocks waits until every unlock started before the call finished,
+// or ctx is done.
+func (p *Provisioner) waitUnlocks(ctx context.Context) {
+	p.unlocking.Range(func(_, v any) bool {
+		select {
+		case <-v.(chan struct{}):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	})
 }
 
 func isContextErr(err error) bool {

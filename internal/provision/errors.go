@@ -3,6 +3,11 @@ package provision
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrorKind classifies a provisioning failure.
@@ -10,8 +15,8 @@ type ErrorKind int
 
 // The kinds of provisioning failure.
 const (
-	// Backend: the backend could not be reached or failed unexpectedly
-	// (includes context cancellation and deadlines; errors.Is works on Err).
+	// Backend: the backend failed unexpectedly (includes context
+	// cancellation and deadlines; errors.Is works on Err).
 	Backend ErrorKind = iota + 1
 	// CannotGrant: the admin role lacks the right to grant a privilege the
 	// grant implies; Object names the object, e.g. "table private.secrets".
@@ -26,6 +31,12 @@ const (
 	Clash
 	// Closed: the Provisioner was closed.
 	Closed
+	// Unreachable: the backend could not be dialled (down, wrong address,
+	// network failure).
+	Unreachable
+	// AdminLogin: the backend refused the admin's login (wrong password,
+	// pg_hba.conf, role missing or NOLOGIN).
+	AdminLogin
 )
 
 // String returns a short lowercase name for k, for logs and metrics labels.
@@ -43,6 +54,10 @@ func (k ErrorKind) String() string {
 		return "clash"
 	case Closed:
 		return "closed"
+	case Unreachable:
+		return "unreachable"
+	case AdminLogin:
+		return "admin_login"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -76,9 +91,17 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) ClientMessage() string {
 	switch e.Kind {
 	case CannotGrant:
+		if e.Object == objectCreateRole {
+			return "Waypoint's database admin role lacks the CREATEROLE privilege, so it cannot create or update your role; " +
+				"tell the Waypoint operator (see waypoint check -connect)"
+		}
 		return fmt.Sprintf("Waypoint's database admin role may not grant access to %s; "+
 			"ask the database owner to grant it WITH GRANT OPTION (see waypoint check -connect)", e.Object)
 	case MissingObject:
+		if strings.HasPrefix(e.Object, "database ") {
+			// The client chose the database, not the grant author.
+			return fmt.Sprintf("%s does not exist on the database server; check the database name you connect to", e.Object)
+		}
 		return fmt.Sprintf("your access grant names %s, which does not exist in this database; "+
 			"ask the tailnet admin to fix the grant", e.Object)
 	case BadSQL:
@@ -88,6 +111,10 @@ func (e *Error) ClientMessage() string {
 			"ask the database admin to rename or drop it"
 	case Closed:
 		return "Waypoint is shutting down; reconnect in a moment"
+	case Unreachable:
+		return "the database server is unreachable; try again shortly, and tell the Waypoint operator if it persists"
+	case AdminLogin:
+		return "the database server refused Waypoint's admin login; tell the Waypoint operator (see waypoint check -connect)"
 	}
 	return "Waypoint could not prepare your database role; try again later"
 }
@@ -101,6 +128,35 @@ func KindOf(err error) ErrorKind {
 	return 0
 }
 
+// objectCreateRole is Error.Object when the admin lacks CREATEROLE.
+const objectCreateRole = "privilege CREATEROLE"
+
+// backendErr classifies a failure of an admin connection.
 func backendErr(msg string, err error) error {
-	return &Error{Kind: Backend, Msg: msg, Err: err}
+	return &Error{Kind: backendKind(err), Msg: msg, Err: err}
+}
+
+// backendKind tells an unreachable backend and a refused admin login apart
+// from other backend failures.
+func backendKind(err error) ErrorKind {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
+		return AdminLogin
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return Unreachable
+	}
+	return Backend
+}
+
+// isDeadConn reports whether err means the admin connection died under the
+// statement (the server shut down or restarted, the network dropped): the
+// work was not committed and is worth one retry on a fresh connection.
+func isDeadConn(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "57P") || strings.HasPrefix(pgErr.Code, "08")
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }

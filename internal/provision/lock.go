@@ -23,6 +23,9 @@ type roleLock struct {
 	conn *pgxpool.Conn
 	keys []int64
 	tx   pgx.Tx // CockroachDB: the transaction holding the lock rows
+	// commit: unlock commits tx (Cleanup's record delete) instead of
+	// rolling it back.
+	commit bool
 }
 
 // lockRoles acquires the locks for names on a connection from p.locks and
@@ -92,9 +95,12 @@ func (l *roleLock) unlock() {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
 	var err error
-	if l.tx != nil {
+	switch {
+	case l.tx != nil && l.commit:
+		err = l.tx.Commit(ctx)
+	case l.tx != nil:
 		err = l.tx.Rollback(ctx)
-	} else {
+	default:
 		b := &pgx.Batch{}
 		for i := len(l.keys) - 1; i >= 0; i-- {
 			b.Queue("SELECT pg_advisory_unlock($1)", l.keys[i])

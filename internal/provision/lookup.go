@@ -50,7 +50,15 @@ func (p *Provisioner) queueLookup(names, members []string) (*pgx.Batch, *lookup)
 	}
 	lk := &lookup{Roles: map[string]roleInfo{}, Members: map[string][]membership{}}
 	b := &pgx.Batch{}
-	b.Queue("SELECT now()").QueryRow(func(r pgx.Row) error { return r.Scan(&lk.Now) })
+	b.Queue("SELECT now()").QueryRow(func(r pgx.Row) error {
+		if err := r.Scan(&lk.Now); err != nil {
+			return err
+		}
+		// now() is the transaction's start, a moment ago: close enough
+		// for VALID UNTIL, which only needs to be about now+TTL.
+		p.clockOffset.Store(int64(lk.Now.Sub(time.Now())))
+		return nil
+	})
 	b.Queue(rolesSQL, names).Query(func(rows pgx.Rows) error {
 		var name, comment string
 		var adminHas bool

@@ -26,13 +26,19 @@ type plan struct {
 	Record      ownerRecord // the role's owner record
 	SetComment  bool        // write Record (new role, or SQL hash changed)
 	AdminJoin   bool        // GRANT the role TO the admin (see steps)
-	Password    string      // the verifier (never the plaintext); "<redacted>" in Explain
+	Password    string      // the verifier (never the plaintext); "<redacted>" in Explain; "" keeps the password
 	ValidUntil  string      // timestamp literal text, UTC
 	Groups      []groupPlan // desired groups, sorted by name
 	Join        []string    // groups to grant membership in
 	Leave       []string    // Waypoint groups to revoke membership in
 	ResetDirect bool        // revoke direct privileges before RawSQL (the SQL changed)
 	RawSQL      []string    // validated statements
+
+	// Fingerprint, when not nil, are the schemas whose objects fingerprint
+	// (objectsFingerprintSQL) the transaction reads before its grants;
+	// apply stores the result in ObjectsFP.
+	Fingerprint []string
+	ObjectsFP   string
 
 	// CRDBRecords, when not "", is the CockroachDB owner-record table
 	// (database.schema.table, quoted) written instead of role comments;
@@ -53,6 +59,7 @@ type groupPlan struct {
 // reported against the right object.
 type step struct {
 	SQL    string
+	FP     bool         // the objects fingerprint query (one row, one column)
 	Schema string       // for group grants: the schema
 	Preset authz.Preset // for group grants: the preset
 	Raw    int          // for raw SQL: index+1; 0 otherwise
@@ -66,6 +73,9 @@ func (pl *plan) steps() ([]step, error) {
 	if !crdb {
 		add(fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", dbLockKey))
 		add("SET LOCAL standard_conforming_strings = on")
+		if pl.Fingerprint != nil {
+			st = append(st, step{SQL: objectsFingerprintStep(pl.Fingerprint), FP: true})
+		}
 	}
 	role := quoteIdent(pl.Role)
 	createAttrs, alterAttrs := "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", "LOGIN INHERIT"
@@ -75,6 +85,8 @@ func (pl *plan) steps() ([]step, error) {
 	if pl.CreateRole {
 		add(fmt.Sprintf("CREATE ROLE %s WITH %s PASSWORD %s VALID UNTIL %s",
 			role, createAttrs, quoteLiteral(pl.Password), quoteLiteral(pl.ValidUntil)))
+	} else if pl.Password == "" {
+		add(fmt.Sprintf("ALTER ROLE %s WITH %s VALID UNTIL %s", role, alterAttrs, quoteLiteral(pl.ValidUntil)))
 	} else {
 		add(fmt.Sprintf("ALTER ROLE %s WITH %s PASSWORD %s VALID UNTIL %s",
 			role, alterAttrs, quoteLiteral(pl.Password), quoteLiteral(pl.ValidUntil)))
@@ -154,6 +166,14 @@ BEGIN
   END LOOP;
 END
 $wp$`
+}
+
+// grantHash fingerprints a request's grant (request.fingerprint) for the
+// owner record, so that a warm Ensure can tell from the role's comment alone
+// that no instance has reconciled the role to another grant since.
+func grantHash(fingerprint string) string {
+	sum := sha256.Sum256([]byte(fingerprint))
+	return hex.EncodeToString(sum[:8])
 }
 
 // sqlHash fingerprints the rendered raw SQL, for the owner record.

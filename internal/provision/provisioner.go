@@ -55,9 +55,13 @@ type Stats struct {
 	Provisioned   int64 // Ensure calls that returned a lease
 	Created       int64 // roles created
 	Rotations     int64 // passwords set (one per rotation, shared by coalesced callers)
+	Warm          int64 // rotations that needed no reconcile (one statement; see Ensure)
 	Coalesced     int64 // Ensure calls that joined another caller's rotation
 	EnsureErrors  int64 // Ensure calls that failed
 	Retries       int64 // provisioning transactions retried after a concurrent-update conflict
+	Reconciles    int64 // Reconcile calls that changed a live role's privileges
+	Touched       int64 // roles whose VALID UNTIL Touch pushed forward
+	Terminated    int64 // backend sessions Terminate ended
 	CleanupRuns   int64 // Cleanup passes
 	RolesDropped  int64 // roles dropped by Cleanup
 	SkippedActive int64 // expired roles kept because they were in use
@@ -66,6 +70,7 @@ type Stats struct {
 
 type counters struct {
 	provisioned, created, rotations, coalesced, ensureErrors, retries atomic.Int64
+	warm, reconciles, touched, terminated                             atomic.Int64
 	cleanupRuns, rolesDropped, skippedActive, cleanupErrors           atomic.Int64
 }
 
@@ -81,6 +86,10 @@ type Provisioner struct {
 	log        *slog.Logger
 	notices    sync.Map // *pgconn.PgConn → *noticeLog
 	stats      counters
+	warm       warmCache // role states for the warm path
+	unlocking  sync.Map  // *roleLock → chan struct{}: unlocks running after Release
+	// clockOffset is the server's clock minus ours (ns), from the last lookup.
+	clockOffset atomic.Int64
 
 	mu        sync.Mutex
 	closed    bool
@@ -191,12 +200,29 @@ func (p *Provisioner) dropPool(database string, pool *pgxpool.Pool) {
 	go pool.Close() // Close waits for connections in use by concurrent calls
 }
 
+// resetPools closes every idle admin connection (connections in use are
+// closed when released), after one was found dead: a backend restart kills
+// them all, and the pools would otherwise hand them out one failure at a
+// time.
+func (p *Provisioner) resetPools() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.locks.Reset()
+	for _, pool := range p.pools {
+		pool.Reset()
+	}
+}
+
 // Stats returns a snapshot of the counters.
 func (p *Provisioner) Stats() Stats {
 	c := &p.stats
 	return Stats{
 		Provisioned: c.provisioned.Load(), Created: c.created.Load(), Rotations: c.rotations.Load(),
 		Coalesced: c.coalesced.Load(), EnsureErrors: c.ensureErrors.Load(), Retries: c.retries.Load(),
+		Warm: c.warm.Load(), Reconciles: c.reconciles.Load(), Touched: c.touched.Load(), Terminated: c.terminated.Load(),
 		CleanupRuns: c.cleanupRuns.Load(), RolesDropped: c.rolesDropped.Load(),
 		SkippedActive: c.skippedActive.Load(), CleanupErrors: c.cleanupErrors.Load(),
 	}

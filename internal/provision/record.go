@@ -23,12 +23,14 @@ type ownerRecord struct {
 	Schema   string `json:"schema,omitempty"`  // groups: the schema
 	Preset   string `json:"preset,omitempty"`  // groups; users only when preset-limited
 	SQL      string `json:"sql,omitempty"`     // users: hash of the raw SQL last applied
+	Grant    string `json:"grant,omitempty"`   // users: hash of the grant last applied (see request.fingerprint)
 }
 
-// sameOwner reports whether r and o describe the same identity (SQL is
-// state, not identity).
+// sameOwner reports whether r and o describe the same identity (SQL and
+// Grant are state, not identity).
 func (r ownerRecord) sameOwner(o ownerRecord) bool {
 	r.SQL, o.SQL = "", ""
+	r.Grant, o.Grant = "", ""
 	return r == o
 }
 

@@ -31,6 +31,12 @@ func newRequest(prefix string, peer identity.Peer, eff authz.Effective) (*reques
 	if eff.Database == "" {
 		return nil, &Error{Kind: MissingObject, Object: "database", Msg: "no database in request"}
 	}
+	if len(eff.Database) > maxIdentLen {
+		// PostgreSQL would silently truncate the name and connect to another
+		// database: with a "*" grant every suffix would mint a new role.
+		return nil, &Error{Kind: MissingObject, Object: "database " + strings.ToValidUTF8(eff.Database[:maxIdentLen], "") + "…",
+			Msg: fmt.Sprintf("database name of %d bytes; PostgreSQL allows at most %d", len(eff.Database), maxIdentLen)}
+	}
 	if peer.Subject() == "" {
 		return nil, &Error{Kind: Clash, Msg: "peer has no login name or tags"}
 	}
@@ -89,6 +95,15 @@ func (r *request) fingerprint() string {
 	return strings.Join(parts, "\x00")
 }
 
+// schemas are the granted schemas, sorted.
+func (r *request) schemas() []string {
+	out := make([]string, len(r.groups))
+	for i, g := range r.groups {
+		out[i] = g.schema
+	}
+	return out
+}
+
 // lookupNames are the role names a lookup must read.
 func (r *request) lookupNames() []string {
 	names := []string{r.primary, r.alternate}
@@ -115,6 +130,7 @@ func (r *request) buildPlan(lk *lookup, ttl time.Duration, verifier func(role st
 	}
 	rec := r.want
 	rec.SQL = sqlHash(raw)
+	rec.Grant = grantHash(r.fingerprint())
 	old := lk.Roles[name]
 	pl := &plan{
 		Role: name, Database: r.eff.Database, CreateRole: !exists, Record: rec,

@@ -69,6 +69,13 @@ func (s *Server) Revalidate(ctx context.Context) (closed int) {
 			s.revoke(ctx, sess, live, err)
 			closed++
 			continue
+		case sess.effective().PresetLimited && sess.effective().Preset != eff.Preset:
+			// A preset-scoped role is named after its preset: the new
+			// decision maps to another role, so this one cannot be
+			// reconciled in place.
+			s.revoke(ctx, sess, live, failMsg(KindRevoked, "your grant changed; reconnect to use the new privileges", errors.New("preset-limited session's preset changed")))
+			closed++
+			continue
 		case live != nil && changed(sess.effective(), eff):
 			if rerr := live.Reconcile(ctx, sess.peer, eff); rerr != nil {
 				s.log.Warn("revalidation: reconcile failed; closing the session", "conn", sess.id, "err", rerr)

@@ -181,9 +181,15 @@ func TestIntegration_Proxy_CancelFromOtherNodeIgnored(t *testing.T) {
 // the tailnet node c and waits for Waypoint to close the connection.
 func sendCancel(t *testing.T, r *rig, c *tailnettest.Client, pid uint32, secret []byte) {
 	t.Helper()
+	sendCancelTo(t, r, r.addr, c, pid, secret)
+}
+
+// sendCancelTo is sendCancel to the listener at addr.
+func sendCancelTo(t *testing.T, r *rig, addr string, c *tailnettest.Client, pid uint32, secret []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := r.tn.Dialer(c)(ctx, "tcp", r.addr)
+	conn, err := r.tn.Dialer(c)(ctx, "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/config"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
+)
+
+// checkConnectTimeout bounds `waypoint check -connect` as a whole.
+const checkConnectTimeout = time.Minute
+
+// checkConnect logs in as each postgres listener's admin (the same
+// connection string serve uses) and prints what the admin lacks to
+// provision roles: LOGIN, CREATEROLE, CONNECT on databases (the given ones,
+// or every non-template database it can see), and the right to grant on
+// schemas and the objects in them, each with the statement that fixes it.
+// It returns the exit code: 0 when nothing is missing, 1 otherwise.
+func checkConnect(cfg *config.Config, databases, schemas []string, stdout io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), checkConnectTimeout)
+	defer cancel()
+	code := 0
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if l.Postgres == nil {
+			continue
+		}
+		if !checkListener(ctx, l, databases, schemas, stdout) {
+			code = 1
+		}
+	}
+	return code
+}
+
+// checkListener checks one listener's admin and reports whether nothing is
+// missing.
+func checkListener(ctx context.Context, l *config.Listener, databases, schemas []string, w io.Writer) bool {
+	pg := l.Postgres
+	fmt.Fprintf(w, "listener %s: admin %s at %s\n", l.Name, pg.AdminUser, l.Backend)
+	prov, err := provision.New(ctx, provision.Options{
+		AdminConnString: adminConnString(l),
+		Prefix:          pg.UserPrefix,
+		TTL:             pg.UserTTL,
+	})
+	if err != nil {
+		fmt.Fprintf(w, "  FAIL %s\n", adminLoginError(l, err))
+		return false
+	}
+	defer prov.Close()
+	dbs := databases
+	if len(dbs) == 0 {
+		if dbs, err = prov.Databases(ctx); err != nil {
+			fmt.Fprintf(w, "  FAIL could not list databases: %v\n", err)
+			return false
+		}
+	}
+	if len(schemas) == 0 {
+		schemas = []string{"public"}
+	}
+	fmt.Fprintf(w, "  databases: %s; schemas: %s\n", strings.Join(dbs, ", "), strings.Join(schemas, ", "))
+	findings, err := prov.Check(ctx, dbs, schemas)
+	for _, f := range findings {
+		fmt.Fprintf(w, "  MISSING %s\n    fix: %s\n", f.Problem, f.Fix)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "  FAIL check could not finish: %v\n", err)
+		return false
+	}
+	if len(findings) > 0 {
+		fmt.Fprintf(w, "  %d problem(s)\n", len(findings))
+		return false
+	}
+	fmt.Fprintln(w, "  ok: LOGIN, CREATEROLE, CONNECT and the right to grant every preset on every object checked")
+	return true
+}
+
+// adminLoginError explains a failed admin login in the terms of the
+// configuration file, e.g. "admin login as waypoint_admin to 10.0.1.10:5432
+// failed: password authentication failed — check admin_password".
+func adminLoginError(l *config.Listener, err error) string {
+	what, hint := provision.DescribeLoginError(err)
+	return fmt.Sprintf("admin login as %s to %s failed: %s — %s", l.Postgres.AdminUser, l.Backend, what, hint)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+)
+
+func TestCheckConnect(t *testing.T) {
+	c := pgtest.Shared(t, pgtest.Options{})
+	c.CreateAppDatabase(t, "checkdb")
+	tests := []struct {
+		name      string
+		password  string
+		args      []string
+		wantCode  int
+		wantOut   []string
+		unwantOut []string
+	}{
+		{name: "ok for the app database", password: c.AdminPassword, args: []string{"-databases", "checkdb"}, wantCode: 0,
+			wantOut:   []string{"listener pg-main: admin waypoint_admin at " + c.Addr(), "databases: checkdb; schemas: public", "ok:"},
+			unwantOut: []string{"MISSING"}},
+		{name: "reports private.secrets", password: c.AdminPassword, args: []string{"-databases", "checkdb", "-schemas", "public,private"}, wantCode: 1,
+			wantOut: []string{
+				"MISSING admin cannot grant readonly on table private.secrets in database checkdb",
+				`fix: GRANT ALL ON TABLE "private"."secrets" TO "waypoint_admin" WITH GRANT OPTION`,
+				"MISSING admin cannot grant readonly on schema private in database checkdb",
+			}},
+		{name: "missing database", password: c.AdminPassword, args: []string{"-databases", "checkdb,nosuchdb"}, wantCode: 1,
+			wantOut: []string{"MISSING database nosuchdb does not exist"}},
+		{name: "wrong password", password: "wrong-" + c.AdminPassword, wantCode: 1, wantOut: []string{
+			"admin login as waypoint_admin to " + c.Addr() + " failed: password authentication failed — check admin_password",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("WP_TEST_ADMIN_PASSWORD", tt.password)
+			args := append([]string{"check", "-connect", "-config", testConfig(t, c.Addr(), "")}, tt.args...)
+			code, out, errOut := runCmd(t, args...)
+			if code != tt.wantCode {
+				t.Fatalf("exit: got %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.wantCode, out, errOut)
+			}
+			for _, want := range tt.wantOut {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+			for _, unwanted := range tt.unwantOut {
+				if strings.Contains(out, unwanted) {
+					t.Errorf("stdout contains %q:\n%s", unwanted, out)
+				}
+			}
+			if strings.Contains(out+errOut, c.AdminPassword) {
+				t.Errorf("output contains the admin password")
+			}
+		})
+	}
+}

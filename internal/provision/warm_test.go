@@ -1,0 +1,111 @@
+package provision
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/waypoint-proxy/waypoint/internal/authz"
+)
+
+func TestDoBlock(t *testing.T) {
+	tests := []struct{ body, wantTag string }{
+		{"BEGIN NULL; END", "$wp$"},
+		{"BEGIN RAISE NOTICE '$wp$'; END", "$wp0$"},
+		{"BEGIN RAISE NOTICE '$wp$ $wp0$'; END", "$wp1$"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.wantTag, func(t *testing.T) {
+			got := doBlock(tt.body)
+			if want := "DO " + tt.wantTag + "\n" + tt.body + "\n" + tt.wantTag; got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestTouchSQL_QuotesNames(t *testing.T) {
+	sql := touchSQL("wp_", []string{"wp_a", "wp_x'); DROP ROLE postgres; --", "wp_$wp$"}, time.Hour)
+	for _, want := range []string{`'wp_x''); DROP ROLE postgres; --'`, "DO $wp0$", "interval '3600000 milliseconds'", "pg_try_advisory_xact_lock"} {
+		if !strings.Contains(sql, want) {
+			t.Errorf("touchSQL lacks %q:\n%s", want, sql)
+		}
+	}
+}
+
+func TestWarmCache(t *testing.T) {
+	now := time.Now()
+	newReq := func(preset authz.Preset, sql ...string) *request {
+		r, err := newRequest("wp_", peer("a@x", "m", "n"), authz.Effective{Database: "db", Preset: preset, Schemas: []string{"public"}, SQL: sql})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	rw := newReq(authz.Readwrite)
+	var c warmCache
+	c.put(rw.key(), warmEntry{role: "wp_a_m_db", grant: rw.fingerprint(), at: now})
+	tests := []struct {
+		name string
+		req  *request
+		at   time.Time
+		want bool
+	}{
+		{"same grant", rw, now, true},
+		{"other grant", newReq(authz.Readonly), now, false},
+		{"raw SQL", newReq(authz.Readwrite, "GRANT SELECT ON t TO {{.Role}}"), now, false},
+		{"too old", rw, now.Add(warmMaxAge + time.Second), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, got := c.get(tt.req, tt.at); got != tt.want {
+				t.Errorf("get: got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	c.forget(rw.key())
+	if _, ok := c.get(rw, now); ok {
+		t.Errorf("get after forget: got an entry")
+	}
+}
+
+func TestTextArray(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                  `{}`,
+		"public":            `{"public"}`,
+		"public\x00app":     `{"public","app"}`,
+		"we\"ird\x00b\\c,d": `{"we\"ird","b\\c,d"}`,
+	} {
+		var ss []string
+		if in != "" {
+			ss = strings.Split(in, "\x00")
+		}
+		if got := string(textArray(ss)); got != want {
+			t.Errorf("textArray(%q): got %s, want %s", ss, got, want)
+		}
+	}
+}
+
+func TestDescribeLoginError(t *testing.T) {
+	tests := []struct {
+		err                error
+		wantWhat, wantHint string
+	}{
+		{backendErr("connect", &pgconn.PgError{Code: "28P01", Message: "password authentication failed for user \"a\""}),
+			"password authentication failed", "check admin_password"},
+		{&pgconn.PgError{Code: "28000", Message: "no pg_hba.conf entry"}, "no pg_hba.conf entry", "check admin_user and the server's pg_hba.conf"},
+		{&pgconn.PgError{Code: "3D000", Message: `database "x" does not exist`}, `database "x" does not exist`, "check admin_database"},
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, "cannot reach the server: dial: connection refused", "check backend and that PostgreSQL listens there"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.wantHint, func(t *testing.T) {
+			what, hint := DescribeLoginError(tt.err)
+			if what != tt.wantWhat || hint != tt.wantHint {
+				t.Errorf("got (%q, %q), want (%q, %q)", what, hint, tt.wantWhat, tt.wantHint)
+			}
+		})
+	}
+}
