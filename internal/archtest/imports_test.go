@@ -30,7 +30,9 @@ var internalDeps = map[string][]string{
 	"internal/metrics":     {},
 	"internal/audit":       {},
 	"internal/authz":       {"internal/identity"},
-	"internal/tailnet":     {"internal/identity"},
+	"internal/tailnet":     {"internal/identity"}, // includes internal/tailnet/devnet, the demo's private tailnet
+	"internal/tunnel":      {"internal/relay"},
+	"internal/pgdemo":      {},
 	"internal/pgwire":      {},
 	"internal/provision":   {"internal/identity", "internal/authz"},
 	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/coord", "internal/metrics", "internal/audit"},
@@ -57,6 +59,7 @@ var stdlibOnly = map[string]bool{
 	"internal/certs":    true,
 	"internal/audit":    true,
 	"internal/authz":    true,
+	"internal/tunnel":   true,
 }
 
 func TestImportRules(t *testing.T) {

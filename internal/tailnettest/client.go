@@ -1,7 +1,6 @@
 package tailnettest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"tailscale.com/ipn/store/mem"
 	"tailscale.com/tailcfg"
 	"tailscale.com/tsnet"
-	"tailscale.com/types/key"
 
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 )
@@ -31,7 +29,6 @@ type Client struct {
 	Tags []string
 
 	srv    *tsnet.Server
-	key    key.NodePublic
 	addr   netip.Addr
 	nodeID tailcfg.StableNodeID
 
@@ -56,7 +53,7 @@ func (tn *Tailnet) NewClient(tb testing.TB, login, machine string, tags ...strin
 			Dir:        tb.TempDir(),
 			Store:      new(mem.Store),
 			Ephemeral:  true,
-			AuthKey:    tn.authKey,
+			AuthKey:    tn.net.AuthKey(),
 			ControlURL: tn.ControlURL,
 			Logf:       tn.logs.nodeLogf(),
 			UserLogf:   func(string, ...any) {},
@@ -69,7 +66,9 @@ func (tn *Tailnet) NewClient(tb testing.TB, login, machine string, tags ...strin
 	if err := c.start(); err != nil {
 		tb.Fatalf("tailnettest: start client %q: %v", machine, err)
 	}
-	tn.setPrincipal(c.key, login, c.Tags)
+	if err := tn.net.SetIdentity(c.addr, login, c.Tags...); err != nil {
+		tb.Fatalf("tailnettest: new client %q: %v", machine, err)
+	}
 	tn.mu.Lock()
 	tn.clients = append(tn.clients, c)
 	tn.mu.Unlock()
@@ -79,7 +78,7 @@ func (tn *Tailnet) NewClient(tb testing.TB, login, machine string, tags ...strin
 	return c
 }
 
-// start brings the client's node up and records its key and address.
+// start brings the client's node up and records its ID and address.
 func (c *Client) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
@@ -87,7 +86,6 @@ func (c *Client) start() error {
 	if err != nil {
 		return err
 	}
-	c.key = st.Self.PublicKey
 	c.nodeID = st.Self.ID
 	for _, a := range st.TailscaleIPs {
 		if a.Is4() {
@@ -143,16 +141,10 @@ func (tn *Tailnet) Dialer(c *Client) func(ctx context.Context, network, addr str
 // the test is marked failed.
 func (tn *Tailnet) SetGrant(src *Client, capability string, values ...json.RawMessage) {
 	tn.tb.Helper()
-	raw := make([]tailcfg.RawMessage, 0, len(values))
-	for _, v := range values {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, v); err != nil {
-			tn.tb.Errorf("tailnettest: SetGrant(%s, %q): invalid JSON value %q: %v", src.Machine, capability, v, err)
-			return
-		}
-		raw = append(raw, tailcfg.RawMessage(buf.String()))
+	if err := tn.net.SetGrant(src.addr, capability, values...); err != nil {
+		tn.tb.Errorf("tailnettest: SetGrant(%s, %q): %v", src.Machine, capability, err)
+		return
 	}
-	tn.setGrant(src.key, tailcfg.PeerCapability(capability), raw)
 	if err := tn.sync(); err != nil {
 		tn.tb.Errorf("tailnettest: SetGrant(%s, %q): %v", src.Machine, capability, err)
 	}

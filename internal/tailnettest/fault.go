@@ -8,7 +8,5 @@ package tailnettest
 // reach anyone. It is idempotent; the test's cleanup still shuts the server
 // down as usual.
 func (tn *Tailnet) StopControl() {
-	srv := tn.control.HTTPTestServer
-	srv.Listener.Close()
-	srv.CloseClientConnections()
+	tn.net.StopControl()
 }

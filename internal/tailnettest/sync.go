@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"time"
-
-	"tailscale.com/tailcfg"
 
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
@@ -25,8 +24,7 @@ const whoIsTimeout = 2 * time.Second
 // expectation is what a node's WhoIs should report for one client.
 type expectation struct {
 	client *Client
-	p      principal
-	caps   []tailcfg.RawMessage // values of tailnet.DefaultCapability
+	caps   []json.RawMessage // values of tailnet.DefaultCapability
 }
 
 // sync waits until every open StartNode node identifies every open client as
@@ -88,8 +86,7 @@ func (tn *Tailnet) expectations() ([]*tailnet.Node, []expectation) {
 	for _, c := range tn.clients {
 		wants = append(wants, expectation{
 			client: c,
-			p:      tn.principals[c.key],
-			caps:   tn.grants[c.key][tailnet.DefaultCapability],
+			caps:   tn.net.Grant(c.addr, tailnet.DefaultCapability),
 		})
 	}
 	return slices.Clone(tn.nodes), wants
@@ -97,8 +94,8 @@ func (tn *Tailnet) expectations() ([]*tailnet.Node, []expectation) {
 
 // compare checks one WhoIs result against the expectation.
 func (e expectation) compare(got identity.Peer, err error) error {
-	name := e.client.Machine
-	if e.p.login == "" && len(e.p.tags) == 0 {
+	name, wantLogin, wantTags := e.client.Machine, e.client.Login, e.client.Tags
+	if wantLogin == "" && len(wantTags) == 0 {
 		if errors.Is(err, identity.ErrUnidentified) {
 			return nil
 		}
@@ -107,12 +104,8 @@ func (e expectation) compare(got identity.Peer, err error) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	wantLogin := e.p.login
-	if len(e.p.tags) > 0 {
-		wantLogin = identity.TaggedLogin
-	}
-	if got.LoginName != wantLogin || !slices.Equal(got.Tags, e.p.tags) {
-		return fmt.Errorf("%s: got login %q tags %v, want %q %v", name, got.LoginName, got.Tags, wantLogin, e.p.tags)
+	if got.LoginName != wantLogin || !slices.Equal(got.Tags, wantTags) {
+		return fmt.Errorf("%s: got login %q tags %v, want %q %v", name, got.LoginName, got.Tags, wantLogin, wantTags)
 	}
 	if !sameCaps(got.Caps, e.caps) {
 		return fmt.Errorf("%s: got caps %q, want %q", name, got.Caps, e.caps)
@@ -120,12 +113,12 @@ func (e expectation) compare(got identity.Peer, err error) error {
 	return nil
 }
 
-func sameCaps[J ~[]byte](got []J, want []tailcfg.RawMessage) bool {
+func sameCaps(got, want []json.RawMessage) bool {
 	if len(got) != len(want) {
 		return false
 	}
 	for i := range got {
-		if !bytes.Equal(got[i], []byte(want[i])) {
+		if !bytes.Equal(got[i], want[i]) {
 			return false
 		}
 	}
