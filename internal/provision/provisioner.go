@@ -136,7 +136,31 @@ func New(ctx context.Context, opts Options) (*Provisioner, error) {
 		p.locks.Close()
 		return nil, err
 	}
+	if !p.crdb {
+		if err := p.hardenSearchPath(); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// hardenSearchPath makes every admin connection made from now on resolve
+// unqualified names in pg_catalog only, and replaces the connections opened
+// so far. Callers with the admin preset may create functions in the
+// schemas they are granted; were those schemas on the admin's search_path,
+// an overload there matching an argument type better than pg_catalog's
+// (CVE-2018-1058) would run with the admin's CREATEROLE during
+// provisioning. Raw SQL in grants must therefore schema-qualify objects.
+func (p *Provisioner) hardenSearchPath() error {
+	p.baseConfig.ConnConfig.RuntimeParams["search_path"] = "pg_catalog"
+	locks, err := p.newPool(p.adminDB, lockConns)
+	if err != nil {
+		p.locks.Close()
+		return err
+	}
+	p.locks.Close()
+	p.locks = locks
+	return nil
 }
 
 // detect reads the server version and password_encryption.

@@ -80,7 +80,7 @@ func TestFault_Backend(t *testing.T) {
 		pg.CreateAppDatabase(t, "fresh")
 		c := r.client("carol@example.com", "tablet", grantJSON(map[string]authz.DatabaseGrant{"fresh": dbGrant("readonly")}))
 		_, err := r.connect(c, "fresh", nil)
-		wantFatal(t, err, "58000", "admin", "operator")
+		wantFatal(t, err, "58000", "admin login", "operator")
 		if strings.Contains(r.logs.String(), pg.AdminPassword) {
 			t.Error("the admin password appears in the proxy log")
 		}
@@ -117,7 +117,9 @@ func TestFault_AdminLacksCreateRole(t *testing.T) {
 	pg.Exec(t, "postgres", "DROP ROLE IF EXISTS "+weak)
 	pg.Exec(t, "postgres", "CREATE ROLE "+weak+" LOGIN NOCREATEROLE PASSWORD '"+weakPassword+"'")
 	pg.Exec(t, "postgres", "GRANT CONNECT ON DATABASE appdb TO "+weak)
-	t.Cleanup(func() { pg.Exec(t, "postgres", "REASSIGN OWNED BY "+weak+" TO postgres; DROP OWNED BY "+weak+"; DROP ROLE "+weak) })
+	t.Cleanup(func() {
+		pg.Exec(t, "postgres", "REASSIGN OWNED BY "+weak+" TO postgres; DROP OWNED BY "+weak+"; DROP ROLE "+weak)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	prov, err := provision.New(ctx, provision.Options{AdminConnString: pg.ConnString(weak, weakPassword, "postgres")})

@@ -17,8 +17,10 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/certs"
+	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
 )
@@ -31,11 +33,12 @@ import (
 type hostileRig struct {
 	*rig
 	normal, mallory *tailnettest.Client
+	prefix          string // the start of every role name of mallory
 }
 
-const malloryPrefix = "wp_mallory"
-
-func newHostileRig(t *testing.T) *hostileRig {
+// newHostileRig starts the rig; name is the hostile login's local part,
+// distinct per test because the Shared cluster keeps roles between tests.
+func newHostileRig(t *testing.T, name string) *hostileRig {
 	t.Helper()
 	pg := pgtest.Shared(t, pgtest.Options{})
 	cert, _ := selfSigned(t, "db.example.com")
@@ -48,7 +51,8 @@ func newHostileRig(t *testing.T) *hostileRig {
 	return &hostileRig{
 		rig:     r,
 		normal:  r.client("normal@example.com", "desk", readonlyAppdb),
-		mallory: r.client("mallory@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"*": dbGrant("readwrite")})),
+		mallory: r.client(name+"@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"*": dbGrant("readwrite")})),
+		prefix:  "wp_" + name + "_evil_",
 	}
 }
 
@@ -59,7 +63,7 @@ func (h *hostileRig) after(t *testing.T) {
 	t.Helper()
 	h.waitIdle(t)
 	h.assertServes(t, h.normal)
-	h.assertNoRoles(t, malloryPrefix)
+	h.assertNoRoles(t, h.prefix)
 }
 
 // startupBytes encodes a protocol 3.0 StartupMessage.
@@ -94,7 +98,7 @@ func mustWrite(t *testing.T, conn net.Conn, b []byte) {
 // connection closed by Waypoint (after at most FATAL ErrorResponses), a
 // normal client still served, and no role created for the hostile node.
 func TestHostile_ProtocolAbuse(t *testing.T) {
-	h := newHostileRig(t)
+	h := newHostileRig(t, "abuser")
 	rnd := rand.New(rand.NewPCG(8, 8))
 	garbage := func(n int) []byte {
 		b := make([]byte, n)
@@ -242,7 +246,7 @@ func TestHostile_ProtocolAbuse(t *testing.T) {
 // TestHostile_CancelRequests: a CancelRequest with another identity's key, or
 // with a random key, cancels nothing; the victim's query completes.
 func TestHostile_CancelRequests(t *testing.T) {
-	h := newHostileRig(t)
+	h := newHostileRig(t, "canceller")
 	victim := h.mustConnect(h.normal, "appdb", nil)
 	pid, secret := victim.PgConn().PID(), victim.PgConn().SecretKey()
 	rnd := rand.New(rand.NewPCG(1, 2))
@@ -270,7 +274,7 @@ func TestHostile_CancelRequests(t *testing.T) {
 				t.Fatalf("the victim's query failed after a hostile CancelRequest: %v", err)
 			}
 			h.assertServes(t, h.normal)
-			h.assertNoRoles(t, malloryPrefix)
+			h.assertNoRoles(t, h.prefix)
 		})
 	}
 }
@@ -283,7 +287,7 @@ var validRole = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 // with a valid role or refused with a proper ErrorResponse; nothing is
 // injected.
 func TestHostile_Names(t *testing.T) {
-	h := newHostileRig(t)
+	h := newHostileRig(t, "namer")
 	pg := h.pg
 	rolesBefore := len(pg.Roles(t, ""))
 
@@ -341,8 +345,8 @@ func TestHostile_Names(t *testing.T) {
 			}
 		}
 		// Only the real database got roles.
-		for _, role := range pg.Roles(t, malloryPrefix) {
-			if !strings.HasPrefix(role, "wp_mallory_evil_db_x") {
+		for _, role := range pg.Roles(t, h.prefix) {
+			if !strings.HasPrefix(role, h.prefix+"db_x") {
 				t.Errorf("role %q was created for a database that does not exist", role)
 			}
 		}
@@ -357,7 +361,7 @@ func TestHostile_Names(t *testing.T) {
 		// every suffix of a 63-byte database name.
 		name63 := strings.Repeat("d", 63)
 		pg.CreateAppDatabase(t, name63)
-		before := len(pg.Roles(t, malloryPrefix))
+		before := len(pg.Roles(t, h.prefix))
 		for _, suffix := range []string{"x", "yy", "zzz"} {
 			conn, err := h.connectDB(h.mallory, name63+suffix)
 			if err == nil {
@@ -367,7 +371,7 @@ func TestHostile_Names(t *testing.T) {
 				t.Fatalf("database %q: got %v, want a FATAL ErrorResponse", name63+suffix, err)
 			}
 		}
-		if after := len(pg.Roles(t, malloryPrefix)); after != before {
+		if after := len(pg.Roles(t, h.prefix)); after != before {
 			t.Errorf("roles for mallory: %d before, %d after asking for three over-long database names; want no new role", before, after)
 		}
 	})
@@ -381,7 +385,7 @@ func TestHostile_Names(t *testing.T) {
 // packet, half a packet then closed). Waypoint closes them all, a normal
 // client still works, and the goroutine count returns to its baseline.
 func TestHostile_AbandonedConnections(t *testing.T) {
-	h := newHostileRig(t)
+	h := newHostileRig(t, "abandoner")
 	h.assertServes(t, h.normal) // warm up pools and tsnet paths
 	h.waitIdle(t)
 	baseG, baseFD := goroutines(), openFDs()
@@ -439,7 +443,7 @@ func TestHostile_AbandonedConnections(t *testing.T) {
 		c.Close()
 	}
 	h.assertServes(t, h.normal)
-	h.assertNoRoles(t, malloryPrefix)
+	h.assertNoRoles(t, h.prefix)
 	// tsnet keeps a few goroutines per recently closed TCP connection for a
 	// while; a leak in Waypoint would keep ≥ 1 per connection (500+).
 	g, ok := settles(baseG+n/10, goroutines)
@@ -447,5 +451,114 @@ func TestHostile_AbandonedConnections(t *testing.T) {
 	t.Logf("after: goroutines %d (baseline %d), fds %d (baseline %d)", g, baseG, fd, baseFD)
 	if !ok {
 		t.Errorf("goroutines: %d, baseline %d: did not return to baseline within %v", g, baseG, settleWithin)
+	}
+}
+
+// recordingProvisioner remembers every password its Provisioner handed out.
+type recordingProvisioner struct {
+	proxy.Provisioner
+	mu        sync.Mutex
+	passwords []string
+}
+
+func (p *recordingProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*provision.Lease, error) {
+	l, err := p.Provisioner.Ensure(ctx, peer, eff)
+	if l != nil {
+		p.mu.Lock()
+		p.passwords = append(p.passwords, l.Password)
+		p.mu.Unlock()
+	}
+	return l, err
+}
+
+// TestHostile_PasswordsNeverLeak: the provisioned roles' passwords appear
+// neither in Waypoint's log nor in the backend's statement log (which sees
+// only verifiers), nor in what clients are told, over successful sessions,
+// preset-limited sessions and refusals.
+func TestHostile_PasswordsNeverLeak(t *testing.T) {
+	pg := pgtest.Shared(t, pgtest.Options{LogStatements: true})
+	rec := &recordingProvisioner{}
+	r := newRig(t, pg, func(o *proxy.Options) {
+		rec.Provisioner = o.Provisioner
+		o.Provisioner = rec
+	})
+	alice := r.client("alice@example.com", "laptop", readwriteAppdb)
+	var told []string
+	for _, params := range []map[string]string{nil, {"waypoint_presets": "readonly"}, nil} {
+		conn := r.mustConnect(alice, "appdb", params)
+		_, err := conn.Exec(context.Background(), "insert into items(name) values ('x')")
+		if err != nil {
+			told = append(told, err.Error())
+		}
+		conn.Close(context.Background())
+	}
+	for _, db := range []string{"nosuchdb", "billing"} {
+		if _, err := r.connectDB(alice, db); err != nil {
+			told = append(told, err.Error())
+		}
+	}
+	r.waitIdle(t)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.passwords) < 3 {
+		t.Fatalf("recorded %d passwords, want at least 3", len(rec.passwords))
+	}
+	places := map[string]string{
+		"Waypoint's log":    r.logs.String(),
+		"the server log":    pg.ServerLog(t),
+		"client error text": strings.Join(told, "\n"),
+	}
+	for _, pw := range rec.passwords {
+		for where, text := range places {
+			if strings.Contains(text, pw) {
+				t.Errorf("a role password appears in %s", where)
+			}
+		}
+	}
+	t.Logf("%d passwords checked against %d bytes of logs", len(rec.passwords), len(places["Waypoint's log"])+len(places["the server log"]))
+}
+
+// TestHostile_AdminPresetCannotHijackProvisioning: a caller with the admin
+// preset may create functions in its schemas. It plants overloads of
+// functions Waypoint's admin connection calls unqualified in that database
+// (CVE-2018-1058 style: an exact-match overload in public beats pg_catalog's
+// when pg_catalog's needs an implicit cast). Waypoint's admin must never run
+// them: they would run with CREATEROLE.
+func TestHostile_AdminPresetCannotHijackProvisioning(t *testing.T) {
+	pg := pgtest.Shared(t, pgtest.Options{})
+	r := newRig(t, pg, nil)
+	pg.CreateAppDatabase(t, "trapdb")
+	mallory := r.client("mallory@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"trapdb": dbGrant("admin")}))
+	conn := r.mustConnect(mallory, "trapdb", nil)
+	ctx := context.Background()
+	const trap = `
+CREATE TABLE public.trap (who text);
+GRANT INSERT ON public.trap TO PUBLIC;
+CREATE FUNCTION public.hashint8extended(bigint, integer) RETURNS bigint
+  LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.trap VALUES (current_user); RETURN 0; END $$;
+CREATE FUNCTION public.starts_with(name, text) RETURNS boolean
+  LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.trap VALUES (current_user); RETURN false; END $$;
+CREATE FUNCTION public.has_table_privilege(name, oid, varchar) RETURNS boolean
+  LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.trap VALUES (current_user); RETURN true; END $$;`
+	if _, err := conn.Exec(ctx, trap); err != nil {
+		t.Fatalf("plant the trap: %v", err)
+	}
+	conn.Close(ctx)
+	for range 3 { // warm and cold paths, and a table created in between
+		c := r.mustConnect(mallory, "trapdb", nil)
+		if _, err := c.Exec(ctx, "CREATE TABLE IF NOT EXISTS public.t2 (x int)"); err != nil {
+			t.Fatal(err)
+		}
+		c.Close(ctx)
+	}
+	super := pg.Super(t, "trapdb")
+	var who []string
+	if err := super.QueryRow(ctx, "SELECT coalesce(array_agg(DISTINCT who), '{}') FROM public.trap").Scan(&who); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range who {
+		if w != "" && !strings.HasPrefix(w, "wp_mallory") {
+			t.Errorf("the caller's function ran as %q during provisioning", w)
+		}
 	}
 }
