@@ -107,3 +107,8 @@ func (s *Server) routedCancel(key, nodeID string) {
 		s.log.Warn("routed cancel failed", "conn", target.id, "err", err)
 	}
 }
+
+func (s *Server) unregisterKey(key pgwire.CancelKey) {
+	s.keys.unregister(key)
+	s.opts.Coord.UnregisterCancel(keyString(key))
+}

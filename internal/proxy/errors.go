@@ -1,9 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
 )
 
 // Kind classifies why a connection failed. Every stage classifies its own
@@ -162,4 +168,58 @@ func logLevel(k Kind) slog.Level {
 	default:
 		return slog.LevelWarn
 	}
+}
+
+// reject tells the client why its connection failed, within a short deadline.
+func (s *Server) reject(sess *session, err error) {
+	code, msg, hint := clientError(err, sess.id)
+	e := pgwire.ClientError{Code: code, Message: msg, Hint: hint}
+	if sess.client != nil {
+		_ = sess.client.SendError(e)
+		return
+	}
+	_ = sess.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = pgwire.WriteError(sess.conn, e)
+}
+
+// classifyProvision maps a provisioning failure to a Kind with a safe message.
+func classifyProvision(err error) error {
+	var pe *provision.Error
+	if errors.As(err, &pe) {
+		switch pe.Kind {
+		case provision.CannotGrant:
+			return failMsg(KindCannotGrant, pe.ClientMessage(), err)
+		case provision.Unreachable:
+			return fail(KindBackendUnreachable, err)
+		case provision.MissingObject:
+			// The SQLSTATE PostgreSQL itself would give, so clients that
+			// check for a missing database recognise it.
+			code := "3F000" // invalid_schema_name
+			if strings.HasPrefix(pe.Object, "database") {
+				code = "3D000" // invalid_catalog_name
+			}
+			return &stageError{kind: KindProvision, code: code, msg: pe.ClientMessage(), err: err}
+		}
+		return failMsg(KindProvision, pe.ClientMessage(), err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return failMsg(KindProvision, "timed out preparing your database role", err)
+	}
+	return fail(KindProvision, err)
+}
+
+// classifyUpstream maps an upstream login failure to a Kind. A backend error
+// keeps the backend's SQLSTATE and message (e.g. 3D000 database does not
+// exist): those are the server's words for the client, not Waypoint internals.
+func classifyUpstream(err error) error {
+	switch {
+	case pgwire.IsAuthFailed(err):
+		return fail(KindBackendAuth, err)
+	case pgwire.IsUnreachable(err):
+		return fail(KindBackendUnreachable, err)
+	}
+	if code, msg, ok := pgwire.BackendErrorInfo(err); ok {
+		return &stageError{kind: KindBackendError, code: code, msg: msg, err: err}
+	}
+	return fail(KindBackendUnreachable, err)
 }

@@ -184,3 +184,19 @@ func TestIntegration_Proxy_ApplicationName(t *testing.T) {
 		t.Errorf("application_name on the backend: got %q, want %q", app, "billing-report")
 	}
 }
+
+// TestIntegration_Proxy_DatabaseDoesNotExist: a "*" grant for a database that
+// does not exist gets PostgreSQL's own 3D000, and no role is created.
+func TestIntegration_Proxy_DatabaseDoesNotExist(t *testing.T) {
+	pg := pgtest.Shared(t, pgtest.Options{})
+	r := newRig(t, pg, nil)
+	dora := r.client("dora@example.com", "m9", grantJSON(map[string]authz.DatabaseGrant{"*": dbGrant("readonly")}))
+	_, err := r.connect(dora, "no_such_db", nil)
+	pe := pgError(err)
+	if pe == nil || pe.Code != "3D000" || !strings.Contains(pe.Message, "no_such_db") {
+		t.Fatalf("got %v, want 3D000 naming the database", err)
+	}
+	if roles := pg.Roles(t, "wp_dora"); len(roles) != 0 {
+		t.Errorf("roles created for a database that does not exist: %v", roles)
+	}
+}
