@@ -1,0 +1,433 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
+	"github.com/waypoint-proxy/waypoint/internal/proxy"
+	"github.com/waypoint-proxy/waypoint/internal/tailnet"
+	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+)
+
+const (
+	// listenerName is Waypoint's listener, the key grants use.
+	listenerName = "pg-bench"
+	// benchDB is the database every figure is measured against.
+	benchDB = "benchdb"
+	// directUser is the password role clients log in as through the L4
+	// baseline; it holds the same privileges as Waypoint's readonly preset.
+	directUser = "bench_direct"
+	// pgPort is the port both proxies listen on in the tailnet.
+	pgPort = 5432
+	// warmupPort is a port on Waypoint's node that accepts and closes, used
+	// to set up a client's tailnet path before its first measured connect.
+	warmupPort = 7
+	// connectTimeout bounds one measured connection (and each storm member).
+	connectTimeout = 30 * time.Second
+)
+
+// harness is the whole real path in one process: an in-process tailnet
+// (control + DERP), a throwaway PostgreSQL 15, a Waypoint listener on its
+// own tailnet node, and the baseline — a plain L4 forwarder on a second
+// tailnet node that pipes bytes to PostgreSQL with no auth.
+type harness struct {
+	t   *testing.T
+	cfg config
+
+	pg   *pgtest.Cluster
+	tn   *tailnettest.Tailnet
+	prov *provision.Provisioner
+	srv  *proxy.Server
+	l4   *l4Forwarder
+
+	wpNode, l4Node *tailnet.Node
+	wpAddr, l4Addr string // tailnet "ip:port" of each proxy
+	directPassword string
+	logs           *warnLog
+
+	grant string // the readonly grant on benchDB, as JSON
+	next  int    // identities created so far, for unique names
+}
+
+// newHarness builds everything; all of it is torn down by t's cleanup.
+func newHarness(t *testing.T, cfg config) *harness {
+	t.Helper()
+	h := &harness{t: t, cfg: cfg, logs: &warnLog{}, directPassword: rand.Text()}
+	// Room for the memory phase's sessions through both paths at once,
+	// next to Waypoint's admin connections.
+	h.pg = pgtest.Start(t, pgtest.Options{Settings: map[string]string{
+		"max_connections": fmt.Sprint(2*cfg.idleSessions + 100),
+	}})
+	h.pg.CreateAppDatabase(t, benchDB)
+	h.tn = tailnettest.New(t)
+	h.wpNode = h.tn.StartNode(t, "waypoint-bench")
+	h.l4Node = h.tn.StartNode(t, "l4-baseline")
+	h.wpAddr = h.tn.ProxyAddr(h.wpNode, pgPort)
+	h.l4Addr = h.tn.ProxyAddr(h.l4Node, pgPort)
+	h.startWaypoint()
+	h.startBaseline()
+	h.startWarmupPort()
+	h.grant = readonlyGrant()
+	return h
+}
+
+// readonlyGrant is the grant every benchmark identity holds.
+func readonlyGrant() string {
+	g := authz.Grant{Backends: map[string]authz.Backend{
+		listenerName: {PG: &authz.PGBackend{Databases: map[string]authz.DatabaseGrant{
+			benchDB: {Permissions: []string{"readonly"}},
+		}}},
+	}}
+	b, err := json.Marshal(g)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// startWaypoint starts the provisioner and the proxy on Waypoint's node with
+// production defaults. Everything Waypoint starts runs under the pprof label
+// side=waypoint, so CPU profiles can separate it from the tailnet and the
+// clients.
+func (h *harness) startWaypoint() {
+	t := h.t
+	ln, err := h.wpNode.Listen("tcp", fmt.Sprintf(":%d", pgPort))
+	if err != nil {
+		t.Fatalf("waypoint listen: %v", err)
+	}
+	pprof.Do(context.Background(), pprof.Labels("side", "waypoint"), func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		h.prov, err = provision.New(ctx, provision.Options{
+			AdminConnString: h.pg.ConnString(h.pg.AdminUser, h.pg.AdminPassword, "postgres"),
+		})
+		if err != nil {
+			return
+		}
+		h.srv, err = proxy.New(proxy.Options{
+			Listener:    listenerName,
+			Resolver:    h.wpNode,
+			Provisioner: h.prov,
+			Backend:     proxy.Backend{Addr: h.pg.Addr(), TLS: "disable"},
+			// Production writes one line per connection; the cost of
+			// formatting it is part of the figures.
+			Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
+		})
+		if err != nil {
+			return
+		}
+		go h.srv.Serve(ln)
+	})
+	if err != nil {
+		ln.Close()
+		t.Fatalf("start waypoint: %v", err)
+	}
+	t.Cleanup(h.prov.Close)
+	t.Cleanup(func() { h.srv.Close() })
+}
+
+// startBaseline creates the baseline's password role and starts the L4
+// forwarder on its own node, under the pprof label side=l4.
+func (h *harness) startBaseline() {
+	t := h.t
+	h.pg.Exec(t, "postgres", fmt.Sprintf("SET log_statement = 'none'; CREATE ROLE %s LOGIN PASSWORD '%s'", directUser, h.directPassword))
+	h.pg.Exec(t, benchDB, fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s; GRANT USAGE ON SCHEMA public TO %[2]s", benchDB, directUser))
+	ln, err := h.l4Node.Listen("tcp", fmt.Sprintf(":%d", pgPort))
+	if err != nil {
+		t.Fatalf("baseline listen: %v", err)
+	}
+	h.l4 = &l4Forwarder{backend: h.pg.Addr()}
+	pprof.Do(context.Background(), pprof.Labels("side", "l4"), func(context.Context) {
+		go h.l4.serve(ln)
+	})
+	t.Cleanup(func() { ln.Close() })
+}
+
+// startWarmupPort makes Waypoint's node accept and close connections on
+// warmupPort, so a new identity's tailnet path (disco, WireGuard handshake)
+// can be set up before its first measured connection.
+func (h *harness) startWarmupPort() {
+	ln, err := h.wpNode.Listen("tcp", fmt.Sprintf(":%d", warmupPort))
+	if err != nil {
+		h.t.Fatalf("warmup listen: %v", err)
+	}
+	h.t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// identity creates a client node holding the readonly grant whose tailnet
+// paths to both proxies are already up. kind names it ("warm", "cold").
+func (h *harness) identity(kind string) *tailnettest.Client {
+	h.t.Helper()
+	h.next++
+	c := h.tn.NewClient(h.t, fmt.Sprintf("%s%03d@bench.example.com", kind, h.next), fmt.Sprintf("%s-%03d", kind, h.next))
+	h.tn.SetGrant(c, tailnet.DefaultCapability, json.RawMessage(h.grant))
+	for _, addr := range []string{h.tn.ProxyAddr(h.wpNode, warmupPort), h.l4Addr} {
+		if err := warmPath(c, addr); err != nil {
+			h.t.Fatalf("warm tailnet path of %s to %s: %v", c.Machine, addr, err)
+		}
+	}
+	return c
+}
+
+// identities creates n identities of kind.
+func (h *harness) identities(kind string, n int) []*tailnettest.Client {
+	began := time.Now()
+	out := make([]*tailnettest.Client, n)
+	for i := range out {
+		out[i] = h.identity(kind)
+	}
+	h.t.Logf("%d %q identities up in %v", n, kind, time.Since(began).Round(time.Millisecond))
+	return out
+}
+
+// pair is the two client nodes of one phase: l4 dials the baseline, wp
+// dials Waypoint (as an identity whose role exists once the phase's first
+// connection is made). Separate nodes per phase keep each node's TCP
+// endpoints (live and TIME_WAIT) well under maxConnsPerClient.
+type pair struct {
+	h      *harness
+	l4, wp *tailnettest.Client
+}
+
+// maxConnsPerClient is how many connections one client node may make in a
+// phase. Closing a tsnet node (tailscale.com v1.102.5) first stops the
+// goroutine that drains its 512-packet outbound queue, then aborts every TCP
+// endpoint it still has — TIME_WAIT ones included, which last a minute —
+// queueing one RST each: with more packets than the queue holds, Close
+// never returns. So phases keep each node well below that, and retire
+// closes a node only once its connections have settled (no FIN still
+// queued).
+const maxConnsPerClient = 400
+
+func (h *harness) newPair() *pair {
+	return &pair{h: h, l4: h.identity("l4"), wp: h.identity("warm")}
+}
+
+// retire takes the pair off the tailnet.
+func (p *pair) retire() { p.h.retire([]*tailnettest.Client{p.l4, p.wp}) }
+
+// retire takes identities off the tailnet once a phase is done with them,
+// so that idle nodes do not slow down the next identities' setup. It first
+// waits until every connection has ended (see maxConnsPerClient).
+func (h *harness) retire(clients []*tailnettest.Client) {
+	h.waitQuiet()
+	time.Sleep(200 * time.Millisecond) // the last ACKs leave the clients' queues
+	for _, c := range clients {
+		c.Close()
+	}
+}
+
+// warmPath dials addr through c and closes the connection at once.
+func warmPath(c *tailnettest.Client, addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	conn, err := c.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// waypointConfig is a pgx configuration that reaches benchDB through
+// Waypoint as c. User and password are ignored by Waypoint.
+func (h *harness) waypointConfig(c *tailnettest.Client) *pgx.ConnConfig {
+	return h.pgxConfig(c, fmt.Sprintf("postgres://ignored@%s/%s?sslmode=disable", h.wpAddr, benchDB))
+}
+
+// baselineConfig is a pgx configuration that reaches benchDB through the L4
+// baseline from c, logging in with the direct role's password.
+func (h *harness) baselineConfig(c *tailnettest.Client) *pgx.ConnConfig {
+	return h.pgxConfig(c, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", directUser, h.directPassword, h.l4Addr, benchDB))
+}
+
+func (h *harness) pgxConfig(c *tailnettest.Client, url string) *pgx.ConnConfig {
+	h.t.Helper()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cfg.DialFunc = c.Dial
+	cfg.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+	cfg.ConnectTimeout = connectTimeout
+	return cfg
+}
+
+// waitQuiet waits until neither proxy serves a session and PostgreSQL has no
+// client backend of a benchmark role left, so that one phase's connections
+// do not count against the next one's.
+func (h *harness) waitQuiet() {
+	h.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	super := h.pg.Super(h.t, "postgres")
+	defer super.Close(context.Background())
+	for {
+		var backends int
+		err := super.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND usename <> ALL ($1)`,
+			[]string{h.pg.SuperUser, h.pg.AdminUser}).Scan(&backends)
+		if err != nil {
+			h.t.Fatalf("count backends: %v", err)
+		}
+		if backends == 0 && h.srv.ActiveSessions() == 0 && h.l4.active.Load() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("still busy after a minute: %d backends, %d Waypoint sessions, %d L4 sessions",
+				backends, h.srv.ActiveSessions(), h.l4.active.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// forward exposes addr on a 127.0.0.1 port tunnelled through c, for libpq
+// tools (psql, pgbench). It is closed at cleanup. The forwarder runs under
+// the pprof label side=client.
+func (h *harness) forward(c *tailnettest.Client, addr string) (host, port string) {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { ln.Close() })
+	pprof.Do(context.Background(), pprof.Labels("side", "client"), func(context.Context) {
+		go func() {
+			for {
+				local, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer local.Close()
+					ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+					remote, err := c.Dial(ctx, "tcp", addr)
+					cancel()
+					if err != nil {
+						return
+					}
+					defer remote.Close()
+					pipe(local, remote)
+				}()
+			}
+		}()
+	})
+	host, port, _ = net.SplitHostPort(ln.Addr().String())
+	return host, port
+}
+
+// l4Forwarder is the baseline: it accepts tailnet connections and pipes the
+// bytes to the backend, with no authentication and no protocol awareness.
+type l4Forwarder struct {
+	backend string
+	active  atomic.Int64 // sessions being piped
+}
+
+func (f *l4Forwarder) serve(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		f.active.Add(1)
+		go func() {
+			defer f.active.Add(-1)
+			defer conn.Close()
+			var d net.Dialer
+			ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+			up, err := d.DialContext(ctx, "tcp", f.backend)
+			cancel()
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			pipe(conn, up)
+		}()
+	}
+}
+
+// pipe copies both ways until both directions end, half-closing each
+// destination on EOF (closing it when it cannot half-close).
+func pipe(a, b net.Conn) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	cp := func(dst, src net.Conn) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+	}
+	go cp(a, b)
+	go cp(b, a)
+	wg.Wait()
+}
+
+// warnLog keeps Waypoint's log lines above INFO (bounded) and counts the
+// rest, so failures can be shown without holding every connection's line.
+type warnLog struct {
+	mu    sync.Mutex
+	lines []string
+	info  int
+}
+
+const warnLogMax = 200
+
+func (l *warnLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	line := strings.TrimSpace(string(p))
+	if strings.Contains(line, "level=INFO") {
+		l.info++
+		return len(p), nil
+	}
+	if len(l.lines) < warnLogMax {
+		l.lines = append(l.lines, line)
+	}
+	return len(p), nil
+}
+
+// take returns and forgets the kept lines.
+func (l *warnLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.lines
+	l.lines = nil
+	return out
+}
+
+// lookTool returns the path of a PostgreSQL client tool, or "" if it is not
+// installed.
+func lookTool(name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return ""
+	}
+	return p
+}
