@@ -23,13 +23,14 @@ const module = "github.com/waypoint-proxy/waypoint"
 // its place in the flow when you create it.
 var internalDeps = map[string][]string{
 	"internal/identity":    {},
-	"internal/config":      {},
+	"internal/config":      {"internal/units"},
 	"internal/relay":       {},
 	"internal/certs":       {},
+	"internal/units":       {},
 	"internal/coord":       {},
 	"internal/metrics":     {},
 	"internal/audit":       {},
-	"internal/authz":       {"internal/identity"},
+	"internal/authz":       {"internal/identity", "internal/units"},
 	"internal/tailnet":     {"internal/identity"}, // includes internal/tailnet/devnet, the demo's private tailnet
 	"internal/tunnel":      {"internal/relay"},
 	"internal/pgdemo":      {},
@@ -58,6 +59,7 @@ var stdlibOnly = map[string]bool{
 	"internal/relay":    true,
 	"internal/certs":    true,
 	"internal/audit":    true,
+	"internal/units":    true,
 	"internal/authz":    true,
 	"internal/tunnel":   true,
 }

@@ -17,6 +17,7 @@ func TestImports(t *testing.T) {
 		t.Fatal(err)
 	}
 	const identity = "github.com/waypoint-proxy/waypoint/internal/identity"
+	const units = "github.com/waypoint-proxy/waypoint/internal/units"
 	for _, name := range files {
 		if strings.HasSuffix(name, "_test.go") {
 			continue
@@ -28,8 +29,8 @@ func TestImports(t *testing.T) {
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
 			first, _, _ := strings.Cut(path, "/")
-			if path != identity && strings.Contains(first, ".") {
-				t.Errorf("%s imports %q, want only the standard library and %s", name, path, identity)
+			if path != identity && path != units && strings.Contains(first, ".") {
+				t.Errorf("%s imports %q, want only the standard library, %s and %s", name, path, identity, units)
 			}
 		}
 	}

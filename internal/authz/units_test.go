@@ -74,7 +74,7 @@ func TestParseByteSize(t *testing.T) {
 		{in: "", wantErr: true},
 		{in: "GB", wantErr: true},
 		{in: "10XB", wantErr: true},
-		{in: "10K", wantErr: true},
+		{in: "10K", want: 10_000}, // as in the configuration file: the B is optional
 		{in: "-1GB", wantErr: true},
 		{in: "1.5B", wantErr: true},
 		{in: "0.0001KB", wantErr: true},

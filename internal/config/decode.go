@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/units"
 )
 
 // Defaults applied by Parse where a key is absent.
@@ -191,7 +193,7 @@ func (t *table) duration(k string, dst *time.Duration, def time.Duration) {
 		if !t.d.expand(t.key(k), v, &s) {
 			return
 		}
-		d, err := ParseDuration(s)
+		d, err := units.ParseDuration(s)
 		if err != nil {
 			t.d.errs.add(t.key(k), err.Error())
 			return
@@ -217,7 +219,7 @@ func (t *table) byteSize(k string, dst *int64) {
 		if !t.d.expand(t.key(k), v, &s) {
 			return
 		}
-		n, err := ParseByteSize(s)
+		n, err := units.ParseByteSize(s)
 		if err != nil {
 			t.d.errs.add(t.key(k), err.Error())
 			return

@@ -1,4 +1,7 @@
-package config
+// Package units parses the durations and byte sizes people write in
+// Waypoint's configuration file and in grant limits ("90s", "7d", "10GB",
+// "512MiB"), so both read them the same way. Standard library only.
+package units
 
 import (
 	"errors"
@@ -8,9 +11,6 @@ import (
 	"time"
 )
 
-// This file holds the unit parsers shared (by semantics, not by import) with
-// the grant schema in internal/authz. It depends on the standard library only
-// so that it can be copied verbatim.
 
 // ParseDuration parses a duration in Go syntax ("90s", "1h30m", "0") with one
 // extension: a leading whole or fractional number of days, "7d", "1.5d" or
