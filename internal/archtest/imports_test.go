@@ -33,11 +33,12 @@ var internalDeps = map[string][]string{
 	"internal/authz":       {"internal/identity", "internal/units"},
 	"internal/tailnet":     {"internal/identity"}, // includes internal/tailnet/devnet, the demo's private tailnet
 	"internal/tunnel":      {"internal/relay"},
-	"internal/pgdemo":      {},
+	"internal/pgserver":    {},
+	"internal/pgdemo":      {"internal/pgserver"},
 	"internal/pgwire":      {},
 	"internal/provision":   {"internal/identity", "internal/authz"},
 	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/coord", "internal/metrics", "internal/audit"},
-	"internal/pgtest":      {},
+	"internal/pgtest":      {"internal/pgserver"},
 	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
 	"internal/bench":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
 }
@@ -62,6 +63,7 @@ var stdlibOnly = map[string]bool{
 	"internal/units":    true,
 	"internal/authz":    true,
 	"internal/tunnel":   true,
+	"internal/pgserver": true,
 }
 
 func TestImportRules(t *testing.T) {

@@ -7,10 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgserver"
 )
 
 // ErrNotInstalled is returned (wrapped) by FindBinaries and Start when no
@@ -22,61 +20,17 @@ var ErrNotInstalled = errors.New("PostgreSQL server binaries (initdb, pg_ctl, po
 // Ubuntu, as Install runs it.
 const InstallCommand = "apt-get install -y postgresql"
 
-// debianGlob is where Debian's postgresql packages put each major version.
-const debianGlob = "/usr/lib/postgresql/*/bin"
-
-// requiredBinaries must all be in one bin directory.
-var requiredBinaries = []string{"initdb", "pg_ctl", "postgres"}
-
 // FindBinaries returns the bin directory and major version of the newest
 // installed PostgreSQL: Debian's /usr/lib/postgresql/<N>/bin directories and
-// the one `pg_config --bindir` names. It wraps ErrNotInstalled if there is
-// none.
+// the one `pg_config --bindir` names (see pgserver.Installed). It wraps
+// ErrNotInstalled if there is none.
 func FindBinaries() (bin string, major int, err error) {
-	dirs, _ := filepath.Glob(debianGlob)
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		dirs = append(dirs, strings.TrimSpace(string(out)))
-	}
-	for _, dir := range dirs {
-		if m, ok := probe(dir); ok && m > major {
-			bin, major = dir, m
-		}
-	}
-	if bin == "" {
+	all := pgserver.Installed()
+	if len(all) == 0 {
 		return "", 0, fmt.Errorf("pgdemo: %w", ErrNotInstalled)
 	}
-	return bin, major, nil
-}
-
-// probe returns the major version of the installation in bin, if all
-// required binaries are there and `postgres --version` names one.
-func probe(bin string) (int, bool) {
-	for _, name := range requiredBinaries {
-		if fi, err := os.Stat(filepath.Join(bin, name)); err != nil || fi.IsDir() {
-			return 0, false
-		}
-	}
-	out, err := exec.Command(filepath.Join(bin, "postgres"), "--version").Output()
-	if err != nil {
-		return 0, false
-	}
-	return parseMajor(string(out))
-}
-
-var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
-
-// parseMajor extracts the major version from `postgres --version` output,
-// e.g. "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)" → 15.
-func parseMajor(versionOutput string) (int, bool) {
-	m := versionRE.FindStringSubmatch(versionOutput)
-	if m == nil {
-		return 0, false
-	}
-	major, err := strconv.Atoi(m[1])
-	if err != nil || major <= 0 {
-		return 0, false
-	}
-	return major, true
+	newest := all[len(all)-1]
+	return newest.Bin, newest.Major, nil
 }
 
 // Install runs InstallCommand (after `apt-get update` if the first attempt

@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgserver"
 )
 
 // Names of what Start creates.
@@ -59,7 +61,7 @@ type Server struct {
 	// Dir is the cluster directory.
 	Dir string
 
-	srv       *server
+	srv       *pgserver.Server
 	removeDir bool // Dir was made by Start: Stop removes it
 }
 
@@ -85,38 +87,38 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Version:       major,
 		AdminPassword: rand.Text(),
 		Dir:           dir,
-		srv:           &server{bin: bin, dir: dir, cred: cred, port: opts.Port},
+		srv:           &pgserver.Server{Bin: bin, Dir: dir, Port: opts.Port, Cred: cred, OwnSession: true},
 		removeDir:     created,
 	}
 	if err := s.boot(ctx); err != nil {
 		return nil, errors.Join(err, s.Stop())
 	}
-	s.Addr = net.JoinHostPort(loopback, strconv.Itoa(s.srv.port))
+	s.Addr = net.JoinHostPort(loopback, strconv.Itoa(s.srv.Port))
 	return s, nil
 }
 
 // boot initialises the cluster if needed, starts it and runs the setup SQL.
 func (s *Server) boot(ctx context.Context) error {
-	if err := s.srv.prepareDir(); err != nil {
-		return err
+	if err := pgserver.PrepareDir(s.Dir, s.srv.Cred); err != nil {
+		return fmt.Errorf("pgdemo: %w", err)
 	}
-	if !s.srv.initialized() {
-		if err := s.srv.initdb(); err != nil {
+	if !s.srv.Initialized() {
+		if err := initdb(s.srv); err != nil {
 			return err
 		}
 	}
-	if err := s.srv.writeConfig(); err != nil {
+	if err := writeConfig(s.srv); err != nil {
 		return err
 	}
-	if s.srv.port == 0 {
-		port, err := freePort()
+	if s.srv.Port == 0 {
+		port, err := pgserver.FreePort()
 		if err != nil {
-			return err
+			return fmt.Errorf("pgdemo: %w", err)
 		}
-		s.srv.port = port
+		s.srv.Port = port
 	}
-	if err := s.srv.start(); err != nil {
-		return err
+	if err := s.srv.Start(); err != nil {
+		return fmt.Errorf("pgdemo: %w\nserver log: %s", err, s.srv.LogPath())
 	}
 	return s.setup(ctx)
 }
@@ -124,9 +126,8 @@ func (s *Server) boot(ctx context.Context) error {
 // Stop stops the server (fast shutdown: open sessions are ended) and removes
 // the directory if Start created it. It is idempotent.
 func (s *Server) Stop() error {
-	err := s.srv.stop()
-	if err != nil {
-		return fmt.Errorf("%w (left %s in place)", err, s.Dir)
+	if err := s.srv.Stop(pgserver.Fast); err != nil {
+		return fmt.Errorf("pgdemo: %w (left %s in place)", err, s.Dir)
 	}
 	if s.removeDir {
 		if err := os.RemoveAll(s.Dir); err != nil {
@@ -137,7 +138,7 @@ func (s *Server) Stop() error {
 }
 
 // LogPath is the server's log file (inside Dir).
-func (s *Server) LogPath() string { return s.srv.logPath() }
+func (s *Server) LogPath() string { return s.srv.LogPath() }
 
 // clusterDir returns dir, created if missing, or a new temporary directory,
 // and whether it was created here.

@@ -15,28 +15,6 @@ import (
 
 const testTimeout = 2 * time.Minute
 
-func TestParseMajor(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int
-		ok   bool
-	}{
-		{"postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n", 15, true},
-		{"postgres (PostgreSQL) 18.4\n", 18, true},
-		{"postgres (PostgreSQL) 0.1", 0, false},
-		{"something else", 0, false},
-		{"", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, ok := parseMajor(tt.in)
-			if got != tt.want || ok != tt.ok {
-				t.Errorf("parseMajor(%q): got %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 func TestQuoting(t *testing.T) {
 	tests := []struct{ name, got, want string }{
 		{"literal", quoteLiteral("it's"), "'it''s'"},

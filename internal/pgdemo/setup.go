@@ -91,7 +91,7 @@ func (s *Server) superExec(ctx context.Context, database string, statements ...s
 // connectSocket connects as the superuser over the cluster's Unix socket.
 func (s *Server) connectSocket(ctx context.Context, database string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable",
-		quoteConnValue(s.Dir), s.srv.port, superUser, database))
+		quoteConnValue(s.Dir), s.srv.Port, superUser, database))
 	if err != nil {
 		return nil, fmt.Errorf("pgdemo: superuser connection config: %w", err)
 	}

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgserver"
 )
 
 // portAttempts is how often start retries when the chosen port was taken
@@ -34,14 +37,14 @@ func start(opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{
-		Version:       in.major,
+		Version:       in.Major,
 		Host:          "127.0.0.1",
 		Dir:           dir,
 		AdminUser:     AdminUser,
 		AdminPassword: rand.Text(),
 		SuperUser:     SuperUser,
 		SuperPassword: rand.Text(),
-		srv:           &server{bin: in.bin, dir: dir, cred: cred},
+		srv:           &pgserver.Server{Bin: in.Bin, Dir: dir, Cred: cred},
 		appDBs:        map[string]bool{},
 	}
 	if err := c.boot(opts); err != nil {
@@ -53,10 +56,10 @@ func start(opts Options) (*Cluster, error) {
 // boot initialises the data directory, starts the server and creates the
 // roles.
 func (c *Cluster) boot(opts Options) error {
-	if err := c.srv.initData(); err != nil {
+	if err := initData(c.srv); err != nil {
 		return err
 	}
-	if err := c.srv.writeConfig(opts); err != nil {
+	if err := writeConfig(c.srv, opts); err != nil {
 		return err
 	}
 	if err := c.listen(); err != nil {
@@ -70,15 +73,23 @@ func (c *Cluster) boot(opts Options) error {
 func (c *Cluster) listen() error {
 	var err error
 	for range portAttempts {
-		if c.srv.port, err = freePort(); err != nil {
-			return err
+		if c.srv.Port, err = pgserver.FreePort(); err != nil {
+			return fmt.Errorf("pgtest: %w", err)
 		}
-		if err = c.srv.start(); err == nil || !strings.Contains(err.Error(), "could not bind") {
+		if err = startServer(c.srv); err == nil || !strings.Contains(err.Error(), "could not bind") {
 			break
 		}
 	}
-	c.Port = c.srv.port
+	c.Port = c.srv.Port
 	return err
+}
+
+// startServer starts srv, with the server log in the error.
+func startServer(srv *pgserver.Server) error {
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("pgtest: %w\nserver log:\n%s", err, srv.Log())
+	}
+	return nil
 }
 
 // createRoles sets the superuser's password and creates the admin role.
@@ -103,9 +114,46 @@ func (c *Cluster) createRoles() error {
 	return nil
 }
 
+// serverCredential returns the user PostgreSQL must run as (see
+// pgserver.Credential); a missing "postgres" user is a missingError.
+func serverCredential() (*syscall.Credential, error) {
+	cred, err := pgserver.Credential()
+	if errors.Is(err, pgserver.ErrNoSystemUser) {
+		return nil, &missingError{what: `the "postgres" system user (PostgreSQL refuses to run as root)`}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	return cred, nil
+}
+
+// newClusterDir creates a fresh cluster directory owned by cred's user and
+// records this process as its owner (see reapOrphans). It is not under
+// t.TempDir, which is private to root.
+func newClusterDir(cred *syscall.Credential) (string, error) {
+	reapOrphans()
+	dir, err := pgserver.NewDir(clusterDirPattern, cred)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	if err := writeOwner(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("pgtest: cluster directory: %w", err)
+	}
+	return dir, nil
+}
+
+// initdb creates srv's data directory with superuser SuperUser.
+func initdb(srv *pgserver.Server) error {
+	if err := srv.Initdb(SuperUser, "--no-sync"); err != nil {
+		return fmt.Errorf("pgtest: %w (can the postgres user read %s? %s)", err, srv.Bin, installHint)
+	}
+	return nil
+}
+
 // destroy stops the server immediately and removes its directory.
 func (c *Cluster) destroy() error {
-	if err := c.srv.stop("immediate"); err != nil {
+	if err := c.srv.Stop(pgserver.Immediate); err != nil {
 		return fmt.Errorf("%w (left %s in place)", err, c.Dir)
 	}
 	if err := os.RemoveAll(c.Dir); err != nil {
@@ -121,8 +169,8 @@ func (c *Cluster) destroy() error {
 func (c *Cluster) Stop(tb testing.TB) {
 	tb.Helper()
 	c.refuseShared(tb, "Stop")
-	if err := c.srv.stop("fast"); err != nil {
-		tb.Fatalf("%v\nserver log:\n%s", err, c.srv.log())
+	if err := c.srv.Stop(pgserver.Fast); err != nil {
+		tb.Fatalf("%v\nserver log:\n%s", err, c.srv.Log())
 	}
 }
 
@@ -131,10 +179,10 @@ func (c *Cluster) Stop(tb testing.TB) {
 func (c *Cluster) Restart(tb testing.TB) {
 	tb.Helper()
 	c.refuseShared(tb, "Restart")
-	if err := c.srv.stop("fast"); err != nil {
-		tb.Fatalf("%v\nserver log:\n%s", err, c.srv.log())
+	if err := c.srv.Stop(pgserver.Fast); err != nil {
+		tb.Fatalf("%v\nserver log:\n%s", err, c.srv.Log())
 	}
-	if err := c.srv.start(); err != nil {
+	if err := startServer(c.srv); err != nil {
 		tb.Fatal(err)
 	}
 }

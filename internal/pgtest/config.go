@@ -3,11 +3,11 @@ package pgtest
 import (
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgserver"
 )
 
 // setting is one postgresql.conf line.
@@ -79,26 +79,18 @@ func hbaConf(auth Auth) string {
 }
 
 // writeConfig replaces pg_hba.conf and appends pgtest's settings to
-// postgresql.conf. Files keep the owner initdb gave them.
-func (s *server) writeConfig(opts Options) error {
-	if err := os.WriteFile(filepath.Join(s.dataDir(), "pg_hba.conf"), []byte(hbaConf(opts.Auth)), 0o600); err != nil {
-		return fmt.Errorf("pgtest: write pg_hba.conf: %w", err)
+// postgresql.conf.
+func writeConfig(srv *pgserver.Server, opts Options) error {
+	if err := srv.WriteDataFile("pg_hba.conf", hbaConf(opts.Auth)); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
 	}
 	var conf strings.Builder
 	conf.WriteString("\n# pgtest\n")
-	for _, st := range settings(opts, s.dir) {
+	for _, st := range settings(opts, srv.Dir) {
 		conf.WriteString(confLine(st))
 	}
-	f, err := os.OpenFile(filepath.Join(s.dataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("pgtest: open postgresql.conf: %w", err)
-	}
-	if _, err := f.WriteString(conf.String()); err != nil {
-		f.Close()
-		return fmt.Errorf("pgtest: write postgresql.conf: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("pgtest: write postgresql.conf: %w", err)
+	if err := srv.AppendDataFile("postgresql.conf", conf.String()); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
 	}
 	return nil
 }

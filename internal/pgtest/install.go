@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgserver"
 )
 
 // installHint tells a developer how to get the binaries pgtest needs.
@@ -19,19 +18,14 @@ const installHint = "run `bash scripts/install-postgres.sh` from the repository 
 
 // Where PostgreSQL binaries are looked for.
 const (
-	debianGlob     = "/usr/lib/postgresql/*/bin"
 	pg18DirEnv     = "WAYPOINT_PG18_DIR"
 	pg18DefaultDir = "/opt/waypoint-pg/18"
 )
 
-// requiredBinaries must all be present in an installation's bin directory.
-var requiredBinaries = []string{"initdb", "pg_ctl", "postgres"}
-
 // installation is one usable set of PostgreSQL server binaries.
 type installation struct {
-	major  int
-	bin    string // directory holding requiredBinaries
-	debian bool   // from the OS packages (a candidate for the default version)
+	pgserver.Installation
+	debian bool // from the OS packages (a candidate for the default version)
 }
 
 // missingError reports PostgreSQL binaries that are not installed.
@@ -71,7 +65,7 @@ func skippable(err error) bool {
 func Versions() []int {
 	var majors []int
 	for _, in := range installations() {
-		majors = append(majors, in.major)
+		majors = append(majors, in.Major)
 	}
 	return majors
 }
@@ -81,35 +75,19 @@ func Versions() []int {
 // the same major.
 var installations = sync.OnceValue(func() []installation {
 	byMajor := map[int]installation{}
-	for _, in := range osInstallations() {
-		byMajor[in.major] = in
+	for _, in := range pgserver.Installed() {
+		byMajor[in.Major] = installation{Installation: in, debian: true}
 	}
-	if in, ok := probe(filepath.Join(pg18Dir(), "native", "bin"), false); ok {
-		byMajor[in.major] = in
+	if in, ok := pgserver.Probe(filepath.Join(pg18Dir(), "native", "bin")); ok {
+		byMajor[in.Major] = installation{Installation: in}
 	}
 	var all []installation
 	for _, in := range byMajor {
 		all = append(all, in)
 	}
-	slices.SortFunc(all, func(a, b installation) int { return a.major - b.major })
+	slices.SortFunc(all, func(a, b installation) int { return a.Major - b.Major })
 	return all
 })
-
-// osInstallations finds Debian's /usr/lib/postgresql/<N>/bin directories and
-// the one `pg_config --bindir` names.
-func osInstallations() []installation {
-	dirs, _ := filepath.Glob(debianGlob)
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		dirs = append(dirs, strings.TrimSpace(string(out)))
-	}
-	var found []installation
-	for _, dir := range dirs {
-		if in, ok := probe(dir, true); ok {
-			found = append(found, in)
-		}
-	}
-	return found
-}
 
 // pg18Dir is where scripts/install-postgres.sh puts the npm PostgreSQL 18.
 func pg18Dir() string {
@@ -117,41 +95,6 @@ func pg18Dir() string {
 		return dir
 	}
 	return pg18DefaultDir
-}
-
-// probe reports the installation in bin, if all required binaries are
-// there and postgres --version names a major version.
-func probe(bin string, debian bool) (installation, bool) {
-	for _, name := range requiredBinaries {
-		if fi, err := os.Stat(filepath.Join(bin, name)); err != nil || fi.IsDir() {
-			return installation{}, false
-		}
-	}
-	out, err := exec.Command(filepath.Join(bin, "postgres"), "--version").Output()
-	if err != nil {
-		return installation{}, false
-	}
-	major, ok := parseMajor(string(out))
-	if !ok {
-		return installation{}, false
-	}
-	return installation{major: major, bin: bin, debian: debian}, true
-}
-
-var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
-
-// parseMajor extracts the major version from `postgres --version` output,
-// e.g. "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)" → 15.
-func parseMajor(versionOutput string) (int, bool) {
-	m := versionRE.FindStringSubmatch(versionOutput)
-	if m == nil {
-		return 0, false
-	}
-	major, err := strconv.Atoi(m[1])
-	if err != nil || major <= 0 {
-		return 0, false
-	}
-	return major, true
 }
 
 // findInstallation returns the installation for a requested major version;
@@ -167,7 +110,7 @@ func findInstallation(version int) (installation, error) {
 		return installation{}, &missingError{what: "PostgreSQL (no /usr/lib/postgresql/<N>/bin or pg_config)"}
 	}
 	for _, in := range all {
-		if in.major == version {
+		if in.Major == version {
 			return in, nil
 		}
 	}

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgserver"
 )
 
 // Auth is a pg_hba.conf authentication method for TCP connections.
@@ -78,7 +80,7 @@ type Cluster struct {
 	// SuperPassword is random.
 	SuperUser, SuperPassword string
 
-	srv    *server
+	srv    *pgserver.Server
 	shared bool // owned by the Shared registry; Stop and Restart refuse
 
 	mu     sync.Mutex      // serialises CreateAppDatabase

@@ -16,7 +16,18 @@ import (
 // process died is stopped and removed, and one with a live owner is not.
 func TestReap_StopsOrphanedCluster(t *testing.T) {
 	t.Parallel()
-	c := Start(t, Options{})
+	// Not Start: its cleanup would run pg_ctl stop on the reaped directory.
+	c, err := start(Options{})
+	if err != nil {
+		skipOrFatal(t, err)
+	}
+	t.Cleanup(func() {
+		if _, err := os.Stat(c.Dir); err == nil { // reap failed: clean up
+			if err := c.destroy(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	if orphaned(c.Dir) {
 		t.Fatalf("cluster owned by this live process reported orphaned")
 	}
@@ -33,9 +44,6 @@ func TestReap_StopsOrphanedCluster(t *testing.T) {
 		t.Fatalf("cluster owned by exited PID %s not reported orphaned", owner)
 	}
 	reap(c.Dir)
-	c.srv.mu.Lock()
-	c.srv.running = false // reaped behind the server's back; skip pg_ctl at cleanup
-	c.srv.mu.Unlock()
 
 	if _, err := os.Stat(c.Dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stat %s after reap: got %v, want not exist", c.Dir, err)

@@ -42,7 +42,7 @@ func Shared(tb testing.TB, opts Options) *Cluster {
 	if err != nil {
 		skipOrFatal(tb, err)
 	}
-	opts.Version = in.major
+	opts.Version = in.Major
 	sc, err := lookupShared(sharedKey(opts))
 	if err != nil {
 		tb.Fatal(err)

@@ -125,7 +125,7 @@ func (c *Cluster) queryRow(tb testing.TB, sql string, args []any, dest ...any) {
 // user@database after the timestamp and PID.
 func (c *Cluster) ServerLog(tb testing.TB) string {
 	tb.Helper()
-	text, err := c.srv.readLog()
+	text, err := c.srv.ReadLog()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgserver"
 )
 
 // templates caches one freshly initialised data directory per installation
@@ -27,19 +29,19 @@ type template struct {
 	err  error
 }
 
-// initData fills s.dataDir(): a copy of the installation's template under
-// Main, a fresh initdb otherwise.
-func (s *server) initData() error {
-	tmpl := lookupTemplate(s.bin)
+// initData fills srv's data directory: a copy of the installation's
+// template under Main, a fresh initdb otherwise.
+func initData(srv *pgserver.Server) error {
+	tmpl := lookupTemplate(srv.Bin)
 	if tmpl == nil {
-		return s.initdb()
+		return initdb(srv)
 	}
-	tmpl.once.Do(func() { tmpl.dir, tmpl.err = makeTemplate(s.bin, s.cred) })
+	tmpl.once.Do(func() { tmpl.dir, tmpl.err = makeTemplate(srv.Bin, srv.Cred) })
 	if tmpl.err != nil {
 		return tmpl.err
 	}
 	// cp -a keeps owner (the postgres user, when root) and the 0700 mode.
-	out, err := exec.Command("cp", "-a", filepath.Join(tmpl.dir, "data"), s.dataDir()).CombinedOutput()
+	out, err := exec.Command("cp", "-a", filepath.Join(tmpl.dir, "data"), srv.DataDir()).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pgtest: copy template data directory: %w: %s", err, strings.TrimSpace(string(out)))
 	}
@@ -73,8 +75,7 @@ func makeTemplate(bin string, cred *syscall.Credential) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s := &server{bin: bin, dir: dir, cred: cred}
-	if err := s.initdb(); err != nil {
+	if err := initdb(&pgserver.Server{Bin: bin, Dir: dir, Cred: cred}); err != nil {
 		os.RemoveAll(dir)
 		return "", err
 	}

@@ -8,30 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func TestParseMajor(t *testing.T) {
-	tests := []struct {
-		in     string
-		want   int
-		wantOK bool
-	}{
-		{"postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n", 15, true},
-		{"postgres (PostgreSQL) 18.4\n", 18, true},
-		{"postgres (PostgreSQL) 9.6.24", 9, true},
-		{"postgres (PostgreSQL) 19beta1", 19, true},
-		{"postgres (PostgreSQL) 0.1", 0, false},
-		{"postgres (PostgreSQL)", 0, false},
-		{"", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, ok := parseMajor(tt.in)
-			if got != tt.want || ok != tt.wantOK {
-				t.Errorf("parseMajor(%q) = %d, %t; want %d, %t", tt.in, got, ok, tt.want, tt.wantOK)
-			}
-		})
-	}
-}
-
 func TestConfLine(t *testing.T) {
 	tests := []struct {
 		name, value, want string
