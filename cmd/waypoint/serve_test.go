@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,17 +25,27 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
 )
 
-// TestServe_Process runs `waypoint serve` as a real process on an in-process
-// tailnet in front of a real PostgreSQL: a client gets a session, /metrics
-// shows the traffic, the audit log names the caller, and SIGTERM drains and
-// exits 0.
-func TestServe_Process(t *testing.T) {
+// serveProc is a `waypoint serve` subprocess on an in-process tailnet in
+// front of a real PostgreSQL, with one client (alice, readonly on appdb).
+type serveProc struct {
+	cmd         *exec.Cmd
+	logs        *logLines
+	metricsAddr string
+	auditPath   string
+	tailnetIP   string
+	tn          *tailnettest.Tailnet
+	alice       *tailnettest.Client
+}
+
+// startServe starts the process with the given drain timeout and waits
+// until it serves.
+func startServe(t *testing.T, drain string) *serveProc {
+	t.Helper()
 	pg := pgtest.Shared(t, pgtest.Options{})
 	pg.CreateAppDatabase(t, "appdb")
 	tn := tailnettest.New(t)
 	dir := t.TempDir()
-	metricsAddr := freePort(t)
-	auditPath := filepath.Join(dir, "audit.jsonl")
+	sp := &serveProc{tn: tn, metricsAddr: freePort(t), auditPath: filepath.Join(dir, "audit.jsonl"), logs: &logLines{}}
 	cfg := fmt.Sprintf(`
 [tailscale]
 hostname = "waypoint-serve-test"
@@ -47,7 +58,7 @@ ephemeral = true
 listen = %q
 
 [shutdown]
-drain_timeout = "2s"
+drain_timeout = %q
 
 [[listeners]]
 name = "pg-main"
@@ -61,57 +72,84 @@ audit_log = %q
 admin_user = %q
 admin_password = "${WAYPOINT_TEST_ADMIN_PASSWORD}"
 backend_tls = "disable"
-`, filepath.Join(dir, "tsnet"), tn.AuthKey(), tn.ControlURL, metricsAddr, pg.Addr(), auditPath, pg.AdminUser)
+`, filepath.Join(dir, "tsnet"), tn.AuthKey(), tn.ControlURL, sp.metricsAddr, drain, pg.Addr(), sp.auditPath, pg.AdminUser)
 	cfgPath := filepath.Join(dir, "waypoint.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-
-	cmd := exec.Command(os.Args[0], "serve", "-config", cfgPath, "-log-format", "json")
-	cmd.Env = append(os.Environ(), runAsWaypointEnv+"=1", "WAYPOINT_TEST_ADMIN_PASSWORD="+pg.AdminPassword)
-	stderr, err := cmd.StderrPipe()
+	sp.cmd = exec.Command(os.Args[0], "serve", "-config", cfgPath, "-log-format", "json")
+	sp.cmd.Env = append(os.Environ(), runAsWaypointEnv+"=1", "WAYPOINT_TEST_ADMIN_PASSWORD="+pg.AdminPassword)
+	stderr, err := sp.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := sp.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	logs := &logLines{}
+	t.Cleanup(func() { sp.cmd.Process.Kill(); sp.cmd.Wait() })
 	ready := make(chan string, 1)
-	go logs.scan(stderr, `"msg":"waypoint is serving"`, ready)
-	var tailnetIP string
+	go sp.logs.scan(stderr, `"msg":"waypoint is serving"`, ready)
 	select {
 	case line := <-ready:
 		var m map[string]any
 		json.Unmarshal([]byte(line), &m)
-		tailnetIP, _ = m["tailnet_ip"].(string)
+		sp.tailnetIP, _ = m["tailnet_ip"].(string)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("waypoint did not start:\n%s", logs)
+		t.Fatalf("waypoint did not start:\n%s", sp.logs)
 	}
+	sp.alice = tn.NewClient(t, "alice@example.com", "laptop")
+	tn.SetGrant(sp.alice, tailnet.DefaultCapability, json.RawMessage(`{"backends":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readonly"]}}}}}}`))
+	return sp
+}
 
-	alice := tn.NewClient(t, "alice@example.com", "laptop")
-	tn.SetGrant(alice, tailnet.DefaultCapability, json.RawMessage(`{"backends":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readonly"]}}}}}}`))
-	pcfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://x@%s:5432/appdb?sslmode=disable&connect_timeout=20", tailnetIP))
+// connect opens a session as alice. SetGrant waits only for nodes it
+// started, so the serve process's node gets a moment to receive the grant.
+func (sp *serveProc) connect(t *testing.T) *pgx.Conn {
+	t.Helper()
+	pcfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://x@%s:5432/appdb?sslmode=disable&connect_timeout=20", sp.tailnetIP))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcfg.DialFunc = tn.Dialer(alice)
-	ctx := context.Background()
-	// SetGrant waits only for nodes it started; give the serve process's
-	// node a moment to receive the grant.
+	pcfg.DialFunc = sp.tn.Dialer(sp.alice)
 	var conn *pgx.Conn
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		conn, err = pgx.ConnectConfig(ctx, pcfg)
+		conn, err = pgx.ConnectConfig(context.Background(), pcfg)
 		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "28000") {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("connect through the serve process: %v\n%s", err, logs)
+		t.Fatalf("connect through the serve process: %v\n%s", err, sp.logs)
 	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// wait waits up to limit for the process to exit and returns its error.
+func (sp *serveProc) wait(t *testing.T, limit time.Duration) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- sp.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("still running %v after the signal\n%s", limit, sp.logs)
+		return nil
+	}
+}
+
+// TestServe_Process runs `waypoint serve` as a real process on an in-process
+// tailnet in front of a real PostgreSQL: a client gets a session, /metrics
+// shows the traffic, the audit log names the caller, and SIGTERM drains and
+// exits 0.
+func TestServe_Process(t *testing.T) {
+	sp := startServe(t, "2s")
+	conn := sp.connect(t)
+	ctx := context.Background()
+	metricsAddr, auditPath, logs := sp.metricsAddr, sp.auditPath, sp.logs
 	var who string
 	if err := conn.QueryRow(ctx, "select current_setting('waypoint.login') || ' ' || current_user").Scan(&who); err != nil {
 		t.Fatal(err)
@@ -133,19 +171,12 @@ backend_tls = "disable"
 	// SIGTERM with a session open: the process drains for 2 s, tells the
 	// session 57P01 and exits 0.
 	start := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-	select {
-	case err := <-waitErr:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v, want 0\n%s", err, logs)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30 s after SIGTERM\n%s", logs)
+	sp.cmd.Process.Signal(syscall.SIGTERM)
+	if err := sp.wait(t, 30*time.Second); err != nil {
+		t.Errorf("exit after SIGTERM: %v, want 0\n%s", err, logs)
 	}
 	t.Logf("exited %v after SIGTERM (drain_timeout 2s)", time.Since(start).Round(10*time.Millisecond))
-	_, err = conn.Exec(ctx, "select 1")
+	_, err := conn.Exec(ctx, "select 1")
 	if err == nil || !strings.Contains(err.Error(), "57P01") {
 		t.Errorf("open session after shutdown: got %v, want 57P01", err)
 	}
@@ -156,6 +187,29 @@ backend_tls = "disable"
 	if !strings.Contains(logs.String(), `"msg":"connection"`) {
 		t.Errorf("no per-connection log line:\n%s", logs)
 	}
+}
+
+// TestServe_SecondSignalExitsAtOnce: with a session open and a long drain,
+// a second SIGTERM ends the process at once (non-zero: it did not drain).
+func TestServe_SecondSignalExitsAtOnce(t *testing.T) {
+	sp := startServe(t, "5m")
+	sp.connect(t)
+	drained := make(chan string, 1)
+	sp.logs.watch(`"msg":"shutting down`, drained)
+	sp.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-drained:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no shutdown log line after SIGTERM\n%s", sp.logs)
+	}
+	start := time.Now()
+	sp.cmd.Process.Signal(syscall.SIGTERM)
+	err := sp.wait(t, 20*time.Second)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("after a second SIGTERM: %v, want exit status 1", err)
+	}
+	t.Logf("exited %v after the second signal (drain_timeout 5m)", time.Since(start).Round(10*time.Millisecond))
 }
 
 func freePort(t *testing.T) string {
@@ -201,6 +255,25 @@ func (l *logLines) scan(r io.Reader, marker string, found chan<- string) {
 			}
 		}
 	}
+}
+
+// watch delivers the first line containing marker already seen or seen
+// later to found.
+func (l *logLines) watch(marker string, found chan<- string) {
+	go func() {
+		for range 400 {
+			l.mu.Lock()
+			text := l.b.String()
+			l.mu.Unlock()
+			for _, line := range strings.Split(text, "\n") {
+				if strings.Contains(line, marker) {
+					found <- line
+					return
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 }
 
 func (l *logLines) String() string {
