@@ -474,3 +474,52 @@ func TestIntegration_Check(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegration_CleanupFromTwoInstances: two provisioners (two Waypoint
+// instances) cleaning up the same expired roles at the same time drop each
+// role exactly once and report no errors.
+func TestIntegration_CleanupFromTwoInstances(t *testing.T) {
+	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, c *pgtest.Cluster) {
+		c.CreateAppDatabase(t, "twocleandb")
+		a := newTestProvisioner(t, c, Options{Prefix: "wp2_"})
+		b := newTestProvisioner(t, c, Options{Prefix: "wp2_"})
+		var roles []string
+		for i := range 8 {
+			l := ensure(t, a, peer(fmt.Sprintf("user%d@example.com", i), "box", fmt.Sprintf("n%d", i)), effective("twocleandb", authz.Readonly))
+			l.Release()
+			roles = append(roles, l.Role)
+		}
+		for _, r := range roles {
+			expire(t, c, r)
+		}
+		type out struct {
+			res CleanupResult
+			err error
+		}
+		results := make(chan out, 2)
+		for _, p := range []*Provisioner{a, b} {
+			go func() {
+				res, err := p.Cleanup(testCtx(t))
+				results <- out{res, err}
+			}()
+		}
+		dropped := map[string]int{}
+		for range 2 {
+			o := <-results
+			if o.err != nil || o.res.Errors != 0 {
+				t.Errorf("Cleanup: err %v, %d errors; want none", o.err, o.res.Errors)
+			}
+			for _, r := range o.res.Dropped {
+				dropped[r]++
+			}
+		}
+		for _, r := range roles {
+			if dropped[r] != 1 {
+				t.Errorf("role %s dropped %d times across both instances, want exactly 1", r, dropped[r])
+			}
+			if c.RoleExists(t, r) {
+				t.Errorf("role %s still exists", r)
+			}
+		}
+	})
+}
