@@ -157,14 +157,15 @@ func TestIntegration_Proxy_PresetQueryParamLimitsReadwriteGrant(t *testing.T) {
 func TestIntegration_Proxy_BackendAuthMethods(t *testing.T) {
 	for _, auth := range []pgtest.Auth{pgtest.AuthSCRAM, pgtest.AuthMD5, pgtest.AuthPassword} {
 		t.Run(string(auth), func(t *testing.T) {
-			pg := pgtest.Shared(t, pgtest.Options{Auth: auth})
-			r := newRig(t, pg, nil)
-			alice := r.client("alice@example.com", "laptop", grantJSON(map[string]authz.DatabaseGrant{"appdb": dbGrant("readonly")}))
-			conn := r.mustConnect(alice, "appdb", nil)
-			var one int
-			if err := conn.QueryRow(context.Background(), "select 1").Scan(&one); err != nil || one != 1 {
-				t.Fatalf("select 1: %v %d", err, one)
-			}
+			pgtest.EachVersion(t, pgtest.Options{Auth: auth}, func(t *testing.T, pg *pgtest.Cluster) {
+				r := newRig(t, pg, nil)
+				alice := r.client("alice@example.com", "laptop", grantJSON(map[string]authz.DatabaseGrant{"appdb": dbGrant("readonly")}))
+				conn := r.mustConnect(alice, "appdb", nil)
+				var one int
+				if err := conn.QueryRow(context.Background(), "select 1").Scan(&one); err != nil || one != 1 {
+					t.Fatalf("select 1: %v %d", err, one)
+				}
+			})
 		})
 	}
 }

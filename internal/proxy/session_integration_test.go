@@ -67,51 +67,52 @@ func selfSigned(t *testing.T, name string) (*tls.Certificate, *x509.CertPool) {
 // work and the client sees the file certificate; tls_mode=require refuses a
 // plaintext client with an ErrorResponse.
 func TestIntegration_Proxy_TLS(t *testing.T) {
-	pg := pgtest.Shared(t, pgtest.Options{})
-	cert, pool := selfSigned(t, "db.example.com")
-	sel := &certs.Selector{File: cert}
-	r := newRig(t, pg, func(o *proxy.Options) {
-		o.TLSMode = pgwire.TLSRequire
-		o.TLSConfig = sel.TLSConfig()
-	})
-	alice := r.client("alice@example.com", "laptop", readonlyAppdb)
-	for _, extra := range []string{"sslmode=require", "sslmode=verify-full&sslnegotiation=direct"} {
-		t.Run(extra, func(t *testing.T) {
-			cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://x@%s/appdb?%s&connect_timeout=20", r.addr, extra))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.DialFunc = stableAddrDialer(r.tn.Dialer(alice))
-			cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
-			cfg.TLSConfig.RootCAs = pool
-			cfg.TLSConfig.ServerName = "db.example.com"
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			conn, err := pgx.ConnectConfig(ctx, cfg)
-			if err != nil {
-				t.Fatalf("connect: %v\n%s", err, r.logs.String())
-			}
-			defer conn.Close(ctx)
-			tc, ok := conn.PgConn().Conn().(*tls.Conn)
-			if !ok {
-				t.Fatalf("client connection is %T, want *tls.Conn", conn.PgConn().Conn())
-			}
-			st := tc.ConnectionState()
-			if !bytes.Equal(st.PeerCertificates[0].Raw, cert.Leaf.Raw) {
-				t.Errorf("client saw certificate %v, want the file certificate", st.PeerCertificates[0].Subject)
-			}
-			var one int
-			if err := conn.QueryRow(ctx, "select 1").Scan(&one); err != nil {
-				t.Fatal(err)
+	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
+		cert, pool := selfSigned(t, "db.example.com")
+		sel := &certs.Selector{File: cert}
+		r := newRig(t, pg, func(o *proxy.Options) {
+			o.TLSMode = pgwire.TLSRequire
+			o.TLSConfig = sel.TLSConfig()
+		})
+		alice := r.client("alice@example.com", "laptop", readonlyAppdb)
+		for _, extra := range []string{"sslmode=require", "sslmode=verify-full&sslnegotiation=direct"} {
+			t.Run(extra, func(t *testing.T) {
+				cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://x@%s/appdb?%s&connect_timeout=20", r.addr, extra))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.DialFunc = stableAddrDialer(r.tn.Dialer(alice))
+				cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
+				cfg.TLSConfig.RootCAs = pool
+				cfg.TLSConfig.ServerName = "db.example.com"
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				conn, err := pgx.ConnectConfig(ctx, cfg)
+				if err != nil {
+					t.Fatalf("connect: %v\n%s", err, r.logs.String())
+				}
+				defer conn.Close(ctx)
+				tc, ok := conn.PgConn().Conn().(*tls.Conn)
+				if !ok {
+					t.Fatalf("client connection is %T, want *tls.Conn", conn.PgConn().Conn())
+				}
+				st := tc.ConnectionState()
+				if !bytes.Equal(st.PeerCertificates[0].Raw, cert.Leaf.Raw) {
+					t.Errorf("client saw certificate %v, want the file certificate", st.PeerCertificates[0].Subject)
+				}
+				var one int
+				if err := conn.QueryRow(ctx, "select 1").Scan(&one); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		t.Run("plaintext refused", func(t *testing.T) {
+			_, err := r.connect(alice, "appdb", nil)
+			pe := pgError(err)
+			if pe == nil || pe.Code != "28000" || !strings.Contains(pe.Message, "requires TLS") {
+				t.Fatalf("got %v, want FATAL 28000 saying TLS is required", err)
 			}
 		})
-	}
-	t.Run("plaintext refused", func(t *testing.T) {
-		_, err := r.connect(alice, "appdb", nil)
-		pe := pgError(err)
-		if pe == nil || pe.Code != "28000" || !strings.Contains(pe.Message, "requires TLS") {
-			t.Fatalf("got %v, want FATAL 28000 saying TLS is required", err)
-		}
 	})
 }
 
@@ -209,64 +210,65 @@ func sendCancelTo(t *testing.T, r *rig, addr string, c *tailnettest.Client, pid 
 // max_protocol_version) or 3.9999 (PostgreSQL 19 libpq's default) is told
 // the server speaks 3.0 and connects.
 func TestIntegration_Proxy_ProtocolVersions(t *testing.T) {
-	pg := pgtest.Shared(t, pgtest.Options{})
-	r := newRig(t, pg, nil)
-	alice := r.client("alice@example.com", "laptop", readonlyAppdb)
-	t.Run("3.2 via pgx", func(t *testing.T) {
-		cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://x@%s/appdb?sslmode=disable&max_protocol_version=3.2", r.addr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.DialFunc = stableAddrDialer(r.tn.Dialer(alice))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			t.Fatalf("connect with 3.2: %v", err)
-		}
-		defer conn.Close(ctx)
-		var one int
-		if err := conn.QueryRow(ctx, "select 1").Scan(&one); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Run("3.9999 raw", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := r.tn.Dialer(alice)(ctx, "tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(30 * time.Second))
-		var body []byte
-		body = binary.BigEndian.AppendUint32(body, 3<<16|9999)
-		for _, kv := range []string{"user", "x", "database", "appdb", ""} {
-			body = append(body, kv...)
-			body = append(body, 0)
-		}
-		pkt := binary.BigEndian.AppendUint32(nil, uint32(len(body)+4))
-		if _, err := conn.Write(append(pkt, body...)); err != nil {
-			t.Fatal(err)
-		}
-		fe := pgproto3.NewFrontend(conn, conn)
-		var got []string
-		for {
-			msg, err := fe.Receive()
+	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
+		r := newRig(t, pg, nil)
+		alice := r.client("alice@example.com", "laptop", readonlyAppdb)
+		t.Run("3.2 via pgx", func(t *testing.T) {
+			cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://x@%s/appdb?sslmode=disable&max_protocol_version=3.2", r.addr))
 			if err != nil {
-				t.Fatalf("after %v: %v", got, err)
+				t.Fatal(err)
 			}
-			got = append(got, fmt.Sprintf("%T", msg))
-			if _, ok := msg.(*pgproto3.ErrorResponse); ok {
-				t.Fatalf("error response: %+v", msg)
+			cfg.DialFunc = stableAddrDialer(r.tn.Dialer(alice))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatalf("connect with 3.2: %v", err)
 			}
-			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-				break
+			defer conn.Close(ctx)
+			var one int
+			if err := conn.QueryRow(ctx, "select 1").Scan(&one); err != nil {
+				t.Fatal(err)
 			}
-		}
-		if got[0] != "*pgproto3.NegotiateProtocolVersion" {
-			t.Errorf("first message %s, want NegotiateProtocolVersion (all: %v)", got[0], got)
-		}
+		})
+		t.Run("3.9999 raw", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			conn, err := r.tn.Dialer(alice)(ctx, "tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(30 * time.Second))
+			var body []byte
+			body = binary.BigEndian.AppendUint32(body, 3<<16|9999)
+			for _, kv := range []string{"user", "x", "database", "appdb", ""} {
+				body = append(body, kv...)
+				body = append(body, 0)
+			}
+			pkt := binary.BigEndian.AppendUint32(nil, uint32(len(body)+4))
+			if _, err := conn.Write(append(pkt, body...)); err != nil {
+				t.Fatal(err)
+			}
+			fe := pgproto3.NewFrontend(conn, conn)
+			var got []string
+			for {
+				msg, err := fe.Receive()
+				if err != nil {
+					t.Fatalf("after %v: %v", got, err)
+				}
+				got = append(got, fmt.Sprintf("%T", msg))
+				if _, ok := msg.(*pgproto3.ErrorResponse); ok {
+					t.Fatalf("error response: %+v", msg)
+				}
+				if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+					break
+				}
+			}
+			if got[0] != "*pgproto3.NegotiateProtocolVersion" {
+				t.Errorf("first message %s, want NegotiateProtocolVersion (all: %v)", got[0], got)
+			}
+		})
 	})
 }
 
