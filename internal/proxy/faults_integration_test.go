@@ -81,6 +81,11 @@ func TestFault_Backend(t *testing.T) {
 		c := r.client("carol@example.com", "tablet", grantJSON(map[string]authz.DatabaseGrant{"fresh": dbGrant("readonly")}))
 		_, err := r.connect(c, "fresh", nil)
 		wantFatal(t, err, "58000", "admin login", "operator")
+		// The log line is written just after the client is told, so wait
+		// for it rather than racing it.
+		waitFor(t, "the log line of the refused connection", func() bool {
+			return strings.Contains(r.logs.String(), "carol@example.com")
+		})
 		if strings.Contains(r.logs.String(), pg.AdminPassword) {
 			t.Error("the admin password appears in the proxy log")
 		}
