@@ -70,10 +70,13 @@ type stageError struct {
 }
 
 func (e *stageError) Error() string {
-	if e.err == nil {
-		return e.kind.String()
+	switch {
+	case e.err != nil:
+		return e.kind.String() + ": " + e.err.Error()
+	case e.msg != "":
+		return e.kind.String() + ": " + e.msg
 	}
-	return e.kind.String() + ": " + e.err.Error()
+	return e.kind.String()
 }
 
 func (e *stageError) Unwrap() error { return e.err }
