@@ -106,20 +106,8 @@ func (p *Provisioner) dropRole(ctx context.Context, role string, rec ownerRecord
 		return false, err == nil, err
 	}
 	defer lock.unlock()
-	var expired, inUse bool
-	var comment string
-	err = lock.conn.QueryRow(ctx, recheckSQL, role).Scan(&expired, &inUse, &comment)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, false, nil
-	}
-	if err != nil {
-		return false, false, fmt.Errorf("recheck: %w", err)
-	}
-	if cur, ours := parseRecord(comment); !ours || !cur.sameOwner(rec) || !expired {
-		return false, false, nil
-	}
-	if inUse {
-		return false, true, nil
+	if drop, active, err := recheck(ctx, lock.conn, recheckSQL, role, rec); !drop {
+		return false, active, err
 	}
 	if _, err := lock.conn.Exec(ctx, "GRANT "+quoteIdent(role)+" TO CURRENT_USER"); err != nil {
 		return false, false, fmt.Errorf("grant role to admin: %w", err)
@@ -196,4 +184,27 @@ func (p *Provisioner) RunCleanup(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// recheck re-reads, under the role's lock, whether role is still expired,
+// still owned by rec's identity and not in use: sql returns (expired, in_use,
+// owner record) for the role. drop is true only when all three hold; active
+// is true when the role is in use. A role that is gone or changed gives
+// drop=false without error.
+func recheck(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, sql, role string, rec ownerRecord) (drop, active bool, err error) {
+	var expired, inUse bool
+	var record string
+	err = q.QueryRow(ctx, sql, role).Scan(&expired, &inUse, &record)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("recheck: %w", err)
+	}
+	if cur, ours := parseRecord(record); !ours || !cur.sameOwner(rec) || !expired {
+		return false, false, nil
+	}
+	return !inUse, inUse, nil
 }

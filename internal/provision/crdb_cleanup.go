@@ -91,20 +91,8 @@ func (p *Provisioner) dropRoleCRDB(ctx context.Context, role string, rec ownerRe
 		return false, err == nil, err
 	}
 	defer lock.unlock()
-	var expired, inUse bool
-	var record string
-	err = lock.tx.QueryRow(ctx, crdbRecheckSQL, role).Scan(&expired, &inUse, &record)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, false, nil
-	}
-	if err != nil {
-		return false, false, fmt.Errorf("recheck: %w", err)
-	}
-	if cur, ours := parseRecord(record); !ours || !cur.sameOwner(rec) || !expired {
-		return false, false, nil
-	}
-	if inUse {
-		return false, true, nil
+	if drop, active, err := recheck(ctx, lock.tx, crdbRecheckSQL, role, rec); !drop {
+		return false, active, err
 	}
 	r, admin := quoteIdent(role), quoteIdent(p.baseConfig.ConnConfig.User)
 	for _, db := range uniq(rec.Database, p.adminDB) {

@@ -11,7 +11,6 @@ import (
 	"time"
 )
 
-
 // ParseDuration parses a duration in Go syntax ("90s", "1h30m", "0") with one
 // extension: a leading whole or fractional number of days, "7d", "1.5d" or
 // "1d12h" (a day is exactly 24 hours). A leading sign applies to the whole
