@@ -37,12 +37,12 @@ targets() {
 # fuzz_one runs one target. Go's fuzzing coordinator sometimes ends a run
 # with "context deadline exceeded" when a worker is slow to answer as the
 # time runs out on a loaded machine; that is not a finding (no failing input
-# is written). Such a run is retried once; a run that wrote a failing input
+# is written). Such a run is retried (up to three runs); a run that wrote a failing input
 # to the corpus fails at once.
 fuzz_one() {
 	local dir=$1 name=$2 seeds=$3 out attempt
 	out=$(mktemp)
-	for attempt in 1 2; do
+	for attempt in 1 2 3; do
 		if "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" 2>&1 | tee "$out"; [[ ${PIPESTATUS[0]} -eq 0 ]]; then
 			rm -f "$out"
 			return 0
@@ -52,7 +52,7 @@ fuzz_one() {
 		if [[ $now -ne $seeds ]] || ! grep -q 'context deadline exceeded' "$out"; then
 			break
 		fi
-		echo "fuzz.sh: $name: the fuzzing coordinator timed out without a finding; retrying once" >&2
+		echo "fuzz.sh: $name: the fuzzing coordinator timed out without a finding; retrying" >&2
 	done
 	rm -f "$out"
 	return 1
