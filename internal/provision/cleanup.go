@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,41 +43,57 @@ const recheckSQL = `SELECT r.rolvaliduntil < now(),
 // role TO admin and DROP OWNED BY role, then DROP ROLE. Objects the role
 // created are kept, owned by the admin. Group roles are never dropped. The
 // error is non-nil only when the pass could not run at all. On CockroachDB
-// see cleanupCRDB for what differs.
+// see dropRoleCRDB for what differs.
 func (p *Provisioner) Cleanup(ctx context.Context) (CleanupResult, error) {
 	p.stats.cleanupRuns.Add(1)
 	var res CleanupResult
+	query, args, drop := expiredRolesSQL, []any{p.opts.Prefix}, p.dropRole
 	if p.crdb {
-		return p.cleanupCRDB(ctx)
+		query, args, drop = crdbExpiredRolesSQL, nil, p.dropRoleCRDB
+	} else {
+		p.waitUnlocks(ctx) // a role released just now is not "in use"
 	}
-	p.waitUnlocks(ctx) // a role released just now is not "in use"
-	rows, err := p.locks.Query(ctx, expiredRolesSQL, p.opts.Prefix)
+	cands, err := p.expiredRoles(ctx, query, args...)
 	if err != nil {
-		return res, backendErr("list expired roles", err)
-	}
-	type candidate struct {
-		name string
-		rec  ownerRecord
-	}
-	var cands []candidate
-	var name, comment string
-	_, err = pgx.ForEachRow(rows, []any{&name, &comment}, func() error {
-		if rec, ours := parseRecord(comment); ours && rec.Kind == recordUser {
-			cands = append(cands, candidate{name, rec})
-		}
-		return nil
-	})
-	if err != nil {
-		return res, backendErr("list expired roles", err)
+		return res, err
 	}
 	for _, c := range cands {
-		dropped, active, err := p.dropRole(ctx, c.name, c.rec)
+		dropped, active, err := drop(ctx, c.name, c.rec)
 		p.countCleanup(&res, c.name, c.rec, dropped, active, err)
 		if ctx.Err() != nil {
 			return res, backendErr("cleanup", ctx.Err())
 		}
 	}
 	return res, nil
+}
+
+// expiredRole is a role Cleanup may drop: expired, with this prefix and a
+// Waypoint user owner record.
+type expiredRole struct {
+	name string
+	rec  ownerRecord
+}
+
+// expiredRoles runs query, which returns (role name, owner record) of login
+// roles whose VALID UNTIL has passed, and keeps the Waypoint user roles with
+// this provisioner's prefix.
+func (p *Provisioner) expiredRoles(ctx context.Context, query string, args ...any) ([]expiredRole, error) {
+	rows, err := p.locks.Query(ctx, query, args...)
+	if err != nil {
+		return nil, backendErr("list expired roles", err)
+	}
+	var out []expiredRole
+	var name, record string
+	_, err = pgx.ForEachRow(rows, []any{&name, &record}, func() error {
+		if rec, ours := parseRecord(record); ours && rec.Kind == recordUser && strings.HasPrefix(name, p.opts.Prefix) {
+			out = append(out, expiredRole{name, rec})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, backendErr("list expired roles", err)
+	}
+	return out, nil
 }
 
 // countCleanup records the outcome for one role in res, the counters and

@@ -21,7 +21,7 @@ import (
 //   - Changed raw SQL is not reset (no DO blocks); privileges from removed
 //     raw SQL stay until the role is dropped.
 //   - Cleanup uses lock rows (FOR UPDATE NOWAIT), the record table and
-//     SHOW CLUSTER SESSIONS instead of pg_stat_activity; see cleanupCRDB
+//     SHOW CLUSTER SESSIONS instead of pg_stat_activity; see dropRoleCRDB
 //     for exactly what it does and does not do.
 //   - No warm path: every Ensure reconciles (no DO blocks or hash functions
 //     are assumed). Touch sets VALID UNTIL without role locks; Terminate is

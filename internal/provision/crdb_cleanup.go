@@ -30,9 +30,10 @@ const (
 	sqlstateLockNotAvailable = "55P03"
 )
 
-// cleanupCRDB is Cleanup on CockroachDB. For each login role with this
-// prefix whose owner record (a row of waypoint_roles) says it is a Waypoint
-// user role and whose VALID UNTIL has passed, it
+// dropRoleCRDB is Cleanup's per-role step on CockroachDB. Cleanup lists the
+// login roles with this prefix whose owner record (a row of waypoint_roles)
+// says they are Waypoint user roles and whose VALID UNTIL has passed
+// (crdbExpiredRolesSQL); for each, dropRoleCRDB
 //
 //   - try-locks the role's lock row (SELECT ... FOR UPDATE NOWAIT in a
 //     transaction on a lock connection; a role an Ensure holds is skipped);
@@ -53,38 +54,6 @@ const (
 // database (DROP ROLE then fails, the role is counted in Errors and kept).
 // Whether SHOW CLUSTER SESSIONS lists closed sessions depends on the
 // CockroachDB version; if it does, such a role is kept (fails safe).
-func (p *Provisioner) cleanupCRDB(ctx context.Context) (CleanupResult, error) {
-	var res CleanupResult
-	rows, err := p.locks.Query(ctx, crdbExpiredRolesSQL)
-	if err != nil {
-		return res, backendErr("list expired roles", err)
-	}
-	type candidate struct {
-		name string
-		rec  ownerRecord
-	}
-	var cands []candidate
-	var name, record string
-	_, err = pgx.ForEachRow(rows, []any{&name, &record}, func() error {
-		if rec, ours := parseRecord(record); ours && rec.Kind == recordUser && strings.HasPrefix(name, p.opts.Prefix) {
-			cands = append(cands, candidate{name, rec})
-		}
-		return nil
-	})
-	if err != nil {
-		return res, backendErr("list expired roles", err)
-	}
-	for _, c := range cands {
-		dropped, active, err := p.dropRoleCRDB(ctx, c.name, c.rec)
-		p.countCleanup(&res, c.name, c.rec, dropped, active, err)
-		if ctx.Err() != nil {
-			return res, backendErr("cleanup", ctx.Err())
-		}
-	}
-	return res, nil
-}
-
-// dropRoleCRDB drops one expired role under its lock row; see cleanupCRDB.
 func (p *Provisioner) dropRoleCRDB(ctx context.Context, role string, rec ownerRecord) (dropped, active bool, err error) {
 	lock, ok, err := p.tryLockRole(ctx, role)
 	if err != nil || !ok {
