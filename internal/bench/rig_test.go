@@ -24,6 +24,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
 const (
@@ -305,37 +306,24 @@ func (h *harness) waitQuiet() {
 	}
 }
 
-// forward exposes addr on a 127.0.0.1 port tunnelled through c, for libpq
-// tools (psql, pgbench). It is closed at cleanup. The forwarder runs under
-// the pprof label side=client.
+// forward exposes addr on a 127.0.0.1 port tunnelled through c with the
+// code of `waypoint tunnel`, for libpq tools (psql, pgbench). It is stopped
+// at cleanup. The forwarder runs under the pprof label side=client.
 func (h *harness) forward(c *tailnettest.Client, addr string) (host, port string) {
 	h.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.t.Cleanup(func() { ln.Close() })
-	pprof.Do(context.Background(), pprof.Labels("side", "client"), func(context.Context) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	pprof.Do(ctx, pprof.Labels("side", "client"), func(ctx context.Context) {
 		go func() {
-			for {
-				local, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer local.Close()
-					ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-					remote, err := c.Dial(ctx, "tcp", addr)
-					cancel()
-					if err != nil {
-						return
-					}
-					defer remote.Close()
-					pipe(local, remote)
-				}()
-			}
+			defer close(done)
+			tunnel.Serve(ctx, ln, tunnel.Options{Target: addr, Dial: c.Dial, DialTimeout: connectTimeout})
 		}()
 	})
+	h.t.Cleanup(func() { cancel(); <-done })
 	host, port, _ = net.SplitHostPort(ln.Addr().String())
 	return host, port
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -137,34 +137,21 @@ func (r *rig) mustConnect(c *tailnettest.Client, database string, params map[str
 }
 
 // forward exposes the listener on a 127.0.0.1 port that tunnels through c,
-// so that libpq clients (psql) can reach it. Closed at cleanup.
+// with the same code as `waypoint tunnel`, so that libpq clients (psql) can
+// reach it. Stopped at cleanup.
 func (r *rig) forward(c *tailnettest.Client) string {
 	r.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.t.Cleanup(func() { ln.Close() })
-	dial := r.tn.Dialer(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
-		for {
-			local, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer local.Close()
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				remote, err := dial(ctx, "tcp", r.addr)
-				cancel()
-				if err != nil {
-					return
-				}
-				defer remote.Close()
-				pipe(local, remote)
-			}()
-		}
+		defer close(done)
+		tunnel.Serve(ctx, ln, tunnel.Options{Target: r.addr, Dial: r.tn.Dialer(c), DialTimeout: 20 * time.Second})
 	}()
+	r.t.Cleanup(func() { cancel(); <-done })
 	return ln.Addr().String()
 }
 
@@ -189,23 +176,6 @@ type addrConn struct {
 
 func (c *addrConn) LocalAddr() net.Addr  { return c.local }
 func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
-
-func pipe(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			dst.Close()
-		}
-	}
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
-}
 
 // sqlstate returns the SQLSTATE of err, or "" if it carries none.
 func sqlstate(err error) string {
