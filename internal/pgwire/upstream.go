@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -91,12 +92,18 @@ func ConnectUpstream(ctx context.Context, cfg UpstreamConfig) (*Upstream, error)
 	return up, nil
 }
 
+// baseConfig is pgconn's defaults, parsed once: ParseConfig reads the
+// environment and the password and service files, work that is wasted on
+// every connection since each field that matters is set explicitly below.
+var baseConfig = sync.OnceValues(func() (*pgconn.Config, error) {
+	return pgconn.ParseConfig("host=localhost port=5432 user=waypoint sslmode=disable")
+})
+
 // pgconnConfig builds the pgconn.Config for cfg. pgconn insists on configs
-// made by ParseConfig, so one is parsed from a constant connection string;
-// every field that matters is then set directly, so that neither the
-// password nor client-supplied parameters are ever quoted into a connection
-// string, and PG* environment variables cannot change where or how Waypoint
-// logs in.
+// made by ParseConfig, so each is a copy of baseConfig; every field that
+// matters is then set directly, so that neither the password nor
+// client-supplied parameters are ever quoted into a connection string, and
+// PG* environment variables cannot change where or how Waypoint logs in.
 func pgconnConfig(cfg UpstreamConfig) (*pgconn.Config, error) {
 	host, port, err := splitAddr(cfg.Addr)
 	if err != nil {
@@ -106,10 +113,11 @@ func pgconnConfig(cfg UpstreamConfig) (*pgconn.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, err := pgconn.ParseConfig("host=localhost port=5432 user=waypoint sslmode=disable")
+	base, err := baseConfig()
 	if err != nil {
 		return nil, fmt.Errorf("pgwire: base pgconn config: %w", err)
 	}
+	pc := base.Copy()
 	pc.Host, pc.Port = host, port
 	pc.Database, pc.User, pc.Password = cfg.Database, cfg.User, cfg.Password
 	pc.RuntimeParams = runtimeParams(cfg.Params)
