@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/waypoint-proxy/waypoint/internal/audit"
-	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/certs"
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/coord"
@@ -131,14 +130,7 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 			TLS:     string(l.Postgres.BackendTLS),
 			RootCAs: backendCAs,
 		},
-		Policy: authz.Policy{
-			DefaultLimits: authz.Limits{
-				MaxConns:        cfg.Defaults.Limits.MaxConnsPerUser,
-				MaxConnDuration: cfg.Defaults.Limits.MaxConnDuration,
-				MaxBytesPerConn: cfg.Defaults.Limits.MaxBytesPerConn,
-			},
-			AllowRawSQL: l.EffectiveAllowRawSQL(cfg.Provisioning.AllowRawSQL),
-		},
+		Policy:           listenerPolicy(cfg, l),
 		TLSMode:          pgwire.TLSMode(l.TLSMode),
 		TLSConfig:        tlsConfig,
 		HandshakeTimeout: l.HandshakeTimeout,
@@ -272,11 +264,12 @@ func (a *app) runCleanup(ctx context.Context, name string, prov *provision.Provi
 		cctx, cancel := context.WithTimeout(ctx, interval)
 		res, err := prov.Cleanup(cctx)
 		cancel()
-		a.metrics.CleanupRun(name, len(res.Dropped), len(res.SkippedActive), res.Errors)
+		a.metrics.CleanupRun(name, len(res.Dropped), len(res.Deactivated), len(res.SkippedActive), res.Errors)
 		if err != nil {
 			log.Warn("cleanup failed", "err", err)
-		} else if len(res.Dropped) > 0 || res.Errors > 0 {
-			log.Info("cleanup", "dropped", len(res.Dropped), "kept_in_use", len(res.SkippedActive), "errors", res.Errors)
+		} else if len(res.Dropped)+len(res.Deactivated) > 0 || res.Errors > 0 {
+			log.Info("cleanup", "dropped", len(res.Dropped), "deactivated", len(res.Deactivated),
+				"kept_in_use", len(res.SkippedActive), "errors", res.Errors)
 		}
 	}
 }

@@ -94,7 +94,7 @@ func explain(f explainFlags, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printDecision(stdout, eff)
-	role, stmts, err := provision.Explain(provision.ExplainOptions{Prefix: l.Postgres.UserPrefix, TTL: l.Postgres.UserTTL}, peer, eff)
+	role, stmts, err := provision.Explain(provision.ExplainOptions{Prefix: l.Postgres.UserPrefix}, peer, eff)
 	if err != nil {
 		fmt.Fprintf(stdout, "provisioning: REFUSED\n  %v\n", err)
 		return 1
@@ -133,7 +133,8 @@ func listenerPolicy(cfg *config.Config, l *config.Listener) authz.Policy {
 			MaxConnDuration: cfg.Defaults.Limits.MaxConnDuration,
 			MaxBytesPerConn: cfg.Defaults.Limits.MaxBytesPerConn,
 		},
-		AllowRawSQL: l.EffectiveAllowRawSQL(cfg.Provisioning.AllowRawSQL),
+		AllowRawSQL:   l.EffectiveAllowRawSQL(cfg.Provisioning.AllowRawSQL),
+		AdminDatabase: l.Postgres.AdminDatabase,
 	}
 }
 
@@ -167,7 +168,11 @@ func printDecision(w io.Writer, eff authz.Effective) {
 	if eff.PresetLimited {
 		fmt.Fprint(w, " (limited by the connection's request; raw SQL skipped)")
 	}
-	fmt.Fprintf(w, "\n  schemas:  %s\n  raw sql:  %d statement(s)\n", strings.Join(eff.Schemas, ", "), len(eff.SQL))
+	schemas := make([]string, len(eff.Schemas))
+	for i, s := range eff.Schemas {
+		schemas[i] = s.Schema + " (" + string(s.Preset) + ")"
+	}
+	fmt.Fprintf(w, "\n  schemas:  %s\n  raw sql:  %d statement(s)\n", strings.Join(schemas, ", "), len(eff.SQL))
 	fmt.Fprintf(w, "  limits:   max_conns=%s max_conn_duration=%s max_bytes_per_conn=%s\n",
 		orUnlimited(eff.Limits.MaxConns), orUnlimited(eff.Limits.MaxConnDuration), orUnlimited(eff.Limits.MaxBytesPerConn))
 }

@@ -61,7 +61,7 @@ func TestExplain(t *testing.T) {
 		unwantOut []string
 	}{
 		{name: "readwrite grant", grant: readwriteGrant, wantCode: 0, wantOut: []string{
-			"decision: ALLOW", "preset:   readwrite", "schemas:  app, public", "role: wp_alice_laptop_appdb",
+			"decision: ALLOW", "preset:   readwrite", "schemas:  app (readwrite), public (readwrite)", "role: wp_alice_laptop_appdb",
 			`CREATE ROLE "wp_alice_laptop_appdb" WITH LOGIN`, "PASSWORD '<redacted>'",
 			`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "public" TO "wp_g_appdb_public_readwrite"`,
 			`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "app" TO "wp_g_appdb_app_readwrite"`,

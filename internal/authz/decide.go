@@ -18,6 +18,11 @@ type Policy struct {
 	// AllowRawSQL is whether grants with "sql" statements are accepted on
 	// the listener, already resolved from the global and listener settings.
 	AllowRawSQL bool
+	// AdminDatabase is the listener's admin_database. A "*" databases entry
+	// never matches it: only an entry that names it does. Waypoint's own
+	// coordination lives there, out of reach of wildcard grants. "" means
+	// no such exclusion.
+	AdminDatabase string
 }
 
 // Request is what one connection asks for.
@@ -36,14 +41,14 @@ type Request struct {
 // saying why not. It is pure: it reads only its arguments.
 //
 // All of peer's grant objects are merged. For this listener, the databases
-// entries for the exact database name and for "*" merge: permissions and
-// schemas are unioned, SQL templates concatenated without duplicates in grant
-// order. The effective preset is the strongest granted. Limits come from every
+// entries for the exact database name and for "*" (except on
+// pol.AdminDatabase) merge per schema (see mergeEntries); SQL templates are
+// concatenated without duplicates in grant order. Limits come from every
 // grant object, the strictest non-zero value winning; a limit no grant sets
 // is taken from pol.DefaultLimits.
 //
-// With req.MaxPreset set, the preset is lowered to at most req.MaxPreset
-// (never raised), PresetLimited is set and raw SQL is dropped, so
+// With req.MaxPreset set, every schema's preset is lowered to at most
+// req.MaxPreset (never raised), PresetLimited is set and raw SQL is dropped, so
 // pol.AllowRawSQL does not matter.
 func Decide(peer identity.Peer, req Request, pol Policy) (Effective, error) {
 	if req.MaxPreset != "" && !req.MaxPreset.Valid() {
@@ -59,7 +64,7 @@ func Decide(peer identity.Peer, req Request, pol Policy) (Effective, error) {
 	if len(grants) == 0 {
 		return Effective{}, newDenial(NoGrant, peer, req, "")
 	}
-	entries, listenerFound := matchDatabase(grants, req.Listener, req.Database)
+	entries, listenerFound := matchDatabase(grants, req.Listener, req.Database, pol.AdminDatabase)
 	switch {
 	case !listenerFound:
 		return Effective{}, newDenial(NoListener, peer, req, "")
@@ -73,9 +78,7 @@ func Decide(peer identity.Peer, req Request, pol Policy) (Effective, error) {
 	eff.Listener, eff.Database = req.Listener, req.Database
 	eff.Limits = mergeLimits(grants, pol.DefaultLimits)
 	if req.MaxPreset != "" {
-		eff.Preset = weaker(eff.Preset, req.MaxPreset)
-		eff.PresetLimited = true
-		eff.SQL = nil
+		limitPreset(&eff, req.MaxPreset)
 	}
 	if len(eff.SQL) > 0 && !pol.AllowRawSQL {
 		return Effective{}, newDenial(RawSQLNotAllowed, peer, req, "")
@@ -85,9 +88,10 @@ func Decide(peer identity.Peer, req Request, pol Policy) (Effective, error) {
 
 // matchDatabase returns, in grant order, the databases entries of listener
 // that apply to database: per grant object the exact entry, then the "*"
-// entry. listenerFound reports whether any grant object has a postgres grant
-// for listener at all. An empty database matches nothing.
-func matchDatabase(grants []Grant, listener, database string) (entries []DatabaseGrant, listenerFound bool) {
+// entry (not for adminDB). listenerFound reports whether any grant object
+// has a postgres grant for listener at all. An empty database matches
+// nothing.
+func matchDatabase(grants []Grant, listener, database, adminDB string) (entries []DatabaseGrant, listenerFound bool) {
 	for _, g := range grants {
 		pg := g.Backends[listener].PG
 		if pg == nil {
@@ -100,7 +104,7 @@ func matchDatabase(grants []Grant, listener, database string) (entries []Databas
 		if e, ok := pg.Databases[database]; ok {
 			entries = append(entries, e)
 		}
-		if e, ok := pg.Databases[Wildcard]; ok && database != Wildcard {
+		if e, ok := pg.Databases[Wildcard]; ok && database != Wildcard && database != adminDB {
 			entries = append(entries, e)
 		}
 	}
@@ -108,20 +112,24 @@ func matchDatabase(grants []Grant, listener, database string) (entries []Databas
 }
 
 // mergeEntries merges validated databases entries into an Effective with
-// Preset, Schemas and SQL set. Preset stays "" when no entry has permissions.
+// Preset, Schemas and SQL set, per schema: each schema an entry names (an
+// entry without "schemas" names "public") gets the strongest preset among
+// the entries that name it. Presets never spill from one entry's schemas
+// to another's: {"*": admin on [scratch]} plus {"appdb": readonly on
+// [public]} is admin on scratch and readonly on public, never admin on
+// public. Preset (the strongest overall) stays "" when no entry has
+// permissions; Schemas then is empty too.
 func mergeEntries(entries []DatabaseGrant) Effective {
 	var eff Effective
-	schemas := map[string]bool{}
+	perSchema := map[string]Preset{}
 	seenSQL := map[string]bool{}
 	for _, e := range entries {
-		for _, name := range e.Permissions {
-			p, err := ParsePreset(name)
-			if err == nil { // ParseGrants validated every name
-				eff.Preset = stronger(eff.Preset, p)
+		p := entryPreset(e)
+		if p != "" {
+			for _, s := range entrySchemas(e) {
+				perSchema[s] = stronger(perSchema[s], p)
 			}
-		}
-		for _, s := range e.Schemas {
-			schemas[s] = true
+			eff.Preset = stronger(eff.Preset, p)
 		}
 		for _, s := range e.SQL {
 			if !seenSQL[s] {
@@ -130,11 +138,42 @@ func mergeEntries(entries []DatabaseGrant) Effective {
 			}
 		}
 	}
-	if len(schemas) == 0 {
-		schemas[defaultSchema] = true
+	for _, s := range sortedKeys(perSchema) {
+		eff.Schemas = append(eff.Schemas, SchemaGrant{Schema: s, Preset: perSchema[s]})
 	}
-	eff.Schemas = sortedKeys(schemas)
 	return eff
+}
+
+// entryPreset is the strongest preset one databases entry names, or "".
+func entryPreset(e DatabaseGrant) Preset {
+	var out Preset
+	for _, name := range e.Permissions {
+		if p, err := ParsePreset(name); err == nil { // ParseGrants validated every name
+			out = stronger(out, p)
+		}
+	}
+	return out
+}
+
+// entrySchemas are the schemas one databases entry names, defaulting to
+// public.
+func entrySchemas(e DatabaseGrant) []string {
+	if len(e.Schemas) == 0 {
+		return []string{defaultSchema}
+	}
+	return e.Schemas
+}
+
+// limitPreset lowers every schema's preset, and eff.Preset, to at most max.
+func limitPreset(eff *Effective, max Preset) {
+	eff.Preset = weaker(eff.Preset, max)
+	schemas := make([]SchemaGrant, len(eff.Schemas))
+	for i, s := range eff.Schemas {
+		schemas[i] = SchemaGrant{Schema: s.Schema, Preset: weaker(s.Preset, max)}
+	}
+	eff.Schemas = schemas
+	eff.PresetLimited = true
+	eff.SQL = nil
 }
 
 // mergeLimits returns, per field, the smallest non-zero value any grant sets,

@@ -38,17 +38,17 @@ func TestDecide(t *testing.T) {
 		{
 			name: "exact database",
 			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["readwrite"]}}`) + `]`},
-			want: Effective{Preset: Readwrite, Schemas: []string{"public"}},
+			want: Effective{Preset: Readwrite, Schemas: SchemaGrants(Readwrite, "public")},
 		},
 		{
 			name: "wildcard database",
 			caps: []string{`[` + pgGrant(`{"*":{"permissions":["readonly"]}}`) + `]`},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public")},
 		},
 		{
-			name: "exact and wildcard merge: strongest preset, union of schemas",
+			name: "exact and wildcard merge per schema",
 			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["readonly"],"schemas":["app"]},"*":{"permissions":["readwrite"],"schemas":["public","audit"]}}`) + `]`},
-			want: Effective{Preset: Readwrite, Schemas: []string{"app", "audit", "public"}},
+			want: Effective{Preset: Readwrite, Schemas: []SchemaGrant{{"app", Readonly}, {"audit", Readwrite}, {"public", Readwrite}}},
 		},
 		{
 			name: "several grant objects and values merge",
@@ -56,30 +56,57 @@ func TestDecide(t *testing.T) {
 				`[` + pgGrant(`{"appdb":{"permissions":["readonly"],"schemas":["b"]}}`) + `]`,
 				`[` + pgGrant(`{"appdb":{"permissions":["admin"],"schemas":["a","b"]}}`) + `]`,
 			},
-			want: Effective{Preset: Admin, Schemas: []string{"a", "b"}},
+			want: Effective{Preset: Admin, Schemas: SchemaGrants(Admin, "a", "b")},
+		},
+		{
+			// The cross product this must never be: admin on appdb.public.
+			name: "no cross product: wildcard admin on scratch plus exact readonly on public",
+			caps: []string{
+				`[` + pgGrant(`{"*":{"permissions":["admin"],"schemas":["scratch"]}}`) + `]`,
+				`[` + pgGrant(`{"appdb":{"permissions":["readonly"],"schemas":["public"]}}`) + `]`,
+			},
+			want: Effective{Preset: Admin, Schemas: []SchemaGrant{{"public", Readonly}, {"scratch", Admin}}},
+		},
+		{
+			name: "an entry without schemas means public for that entry only",
+			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["readonly"]},"*":{"permissions":["readwrite"],"schemas":["app"]}}`) + `]`},
+			want: Effective{Preset: Readwrite, Schemas: []SchemaGrant{{"app", Readwrite}, {"public", Readonly}}},
+		},
+		{
+			name: "preset request lowers each schema, never raises",
+			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["admin"],"schemas":["a"]},"*":{"permissions":["readonly"],"schemas":["b"]}}`) + `]`},
+			req:  Request{Listener: "pg-main", Database: "appdb", MaxPreset: Readwrite},
+			want: Effective{Preset: Readwrite, Schemas: []SchemaGrant{{"a", Readwrite}, {"b", Readonly}}, PresetLimited: true},
+		},
+		{
+			name: "wildcard does not match the admin database; an exact entry does",
+			caps: []string{`[` + pgGrant(`{"postgres":{"permissions":["readonly"],"schemas":["x"]},"*":{"permissions":["admin"]}}`) + `]`},
+			req:  Request{Listener: "pg-main", Database: "postgres"},
+			pol:  Policy{AdminDatabase: "postgres"},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "x")},
 		},
 		{
 			name: "presets case-insensitive and deduplicated",
 			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["ReadOnly","READONLY"," readwrite "]}}`) + `]`},
-			want: Effective{Preset: Readwrite, Schemas: []string{"public"}},
+			want: Effective{Preset: Readwrite, Schemas: SchemaGrants(Readwrite, "public")},
 		},
 		{
 			name: "schemas sorted and deduplicated",
 			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["readonly"],"schemas":["z","a","z","m"]}}`) + `]`},
-			want: Effective{Preset: Readonly, Schemas: []string{"a", "m", "z"}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "a", "m", "z")},
 		},
 		{
 			name: "other databases and listeners ignored",
 			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["readonly"]},"billing":{"permissions":["admin"],"schemas":["x"]}}`) +
 				`,{"backends":{"pg-other":{"pg":{"databases":{"*":{"permissions":["admin"]}}}}}}]`},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public")},
 		},
 		{
 			name: "sql deduplicated in grant order when allowed",
 			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["readonly"],"sql":["B","A"]},"*":{"permissions":["readonly"],"sql":["A","C"]}}`) + `,` +
 				pgGrant(`{"appdb":{"permissions":["readonly"],"sql":["C","D"]}}`) + `]`},
 			pol:  Policy{AllowRawSQL: true},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}, SQL: []string{"B", "A", "C", "D"}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public"), SQL: []string{"B", "A", "C", "D"}},
 		},
 		{
 			name: "limits: strictest non-zero wins across grant objects",
@@ -87,37 +114,37 @@ func TestDecide(t *testing.T) {
 				`{"limits":{"max_conns":3,"max_conn_duration":"3h","max_bytes_per_conn":"1GB"}},` +
 				pgGrant(`{"appdb":{"permissions":["readonly"]}}`) + `]`},
 			pol:  Policy{DefaultLimits: Limits{MaxConns: 1, MaxConnDuration: time.Minute, MaxBytesPerConn: 1}},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}, Limits: Limits{MaxConns: 3, MaxConnDuration: 2 * time.Hour, MaxBytesPerConn: 1_000_000_000}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public"), Limits: Limits{MaxConns: 3, MaxConnDuration: 2 * time.Hour, MaxBytesPerConn: 1_000_000_000}},
 		},
 		{
 			name: "limits: missing or zero falls back to defaults",
 			caps: []string{`[{"limits":{"max_conns":0,"max_conn_duration":"30m"}},` + pgGrant(`{"appdb":{"permissions":["readonly"]}}`) + `]`},
 			pol:  Policy{DefaultLimits: Limits{MaxConns: 10, MaxConnDuration: time.Hour, MaxBytesPerConn: 5 << 30}},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}, Limits: Limits{MaxConns: 10, MaxConnDuration: 30 * time.Minute, MaxBytesPerConn: 5 << 30}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public"), Limits: Limits{MaxConns: 10, MaxConnDuration: 30 * time.Minute, MaxBytesPerConn: 5 << 30}},
 		},
 		{
 			name: "limits: none anywhere means unlimited",
 			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["readonly"]}}`) + `]`},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public")},
 		},
 		{
 			name: "limits from a grant object for another listener still apply",
 			caps: []string{`[{"limits":{"max_conns":2},"backends":{"pg-other":{"pg":{"databases":{"*":{"permissions":["admin"]}}}}}},` +
 				pgGrant(`{"appdb":{"permissions":["readonly"]}}`) + `]`},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}, Limits: Limits{MaxConns: 2}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public"), Limits: Limits{MaxConns: 2}},
 		},
 		{
 			name: "preset request lowers, marks limited and drops sql without needing allow_raw_sql",
 			caps: []string{`[` + pgGrant(`{"appdb":{"permissions":["admin"],"sql":["GRANT x"]}}`) + `]`},
 			req:  Request{Listener: "pg-main", Database: "appdb", MaxPreset: Readonly},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}, PresetLimited: true},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public"), PresetLimited: true},
 		},
 		{
 			name: "database named * matches its entry once",
 			caps: []string{`[` + pgGrant(`{"*":{"permissions":["readonly"],"sql":["A"]}}`) + `]`},
 			req:  Request{Listener: "pg-main", Database: "*"},
 			pol:  Policy{AllowRawSQL: true},
-			want: Effective{Preset: Readonly, Schemas: []string{"public"}, SQL: []string{"A"}},
+			want: Effective{Preset: Readonly, Schemas: SchemaGrants(Readonly, "public"), SQL: []string{"A"}},
 		},
 	}
 	for _, tt := range tests {
@@ -158,6 +185,7 @@ func TestDecideDenials(t *testing.T) {
 		{name: "no database", caps: []string{`[` + pgGrant(`{"billing":{"permissions":["admin"]}}`) + `]`}, want: NoDatabase},
 		{name: "no databases at all", caps: []string{`[` + pgGrant(`{}`) + `]`}, want: NoDatabase},
 		{name: "empty database requested", caps: []string{`[` + pgGrant(`{"*":{"permissions":["admin"]}}`) + `]`}, req: Request{Listener: "pg-main"}, want: NoDatabase},
+		{name: "wildcard never reaches the admin database", caps: []string{`[` + pgGrant(`{"*":{"permissions":["admin"]}}`) + `]`}, req: Request{Listener: "pg-main", Database: "postgres"}, pol: Policy{AdminDatabase: "postgres"}, want: NoDatabase},
 		{name: "empty permissions", caps: []string{`[` + pgGrant(`{"appdb":{"permissions":[],"schemas":["app"]}}`) + `]`}, want: NoPermissions},
 		{name: "missing permissions", caps: []string{`[` + pgGrant(`{"appdb":{}}`) + `]`}, want: NoPermissions},
 		{name: "malformed JSON", caps: []string{`[{"backends":`}, want: BadGrant, wantDetail: "not valid JSON"},

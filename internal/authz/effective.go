@@ -30,12 +30,15 @@ type Effective struct {
 	// Listener and Database are the target the decision was made for.
 	Listener string
 	Database string
-	// Preset is the single strongest preset granted (never zero in an
-	// Effective returned by Decide).
+	// Preset is the strongest preset among Schemas (never zero in an
+	// Effective returned by Decide). It names a preset-limited role and
+	// appears in logs; what is granted on each schema is in Schemas.
 	Preset Preset
-	// Schemas are the schemas Preset applies to: sorted, deduplicated,
-	// defaulting to ["public"].
-	Schemas []string
+	// Schemas are the granted schemas, sorted by name and unique, each with
+	// its own preset: per schema, the strongest preset among the databases
+	// entries that name it (an entry without "schemas" names "public").
+	// Never empty in an Effective returned by Decide.
+	Schemas []SchemaGrant
 	// SQL are the raw-SQL templates of the grant, in a stable order. Always
 	// empty when PresetLimited is true.
 	SQL []string
@@ -44,4 +47,29 @@ type Effective struct {
 	PresetLimited bool
 	// Limits are the merged limits, with defaults filled in.
 	Limits Limits
+}
+
+// SchemaGrant is the preset granted on one schema.
+type SchemaGrant struct {
+	Schema string
+	Preset Preset
+}
+
+// SchemaGrants returns schemas, each with preset, in the given order: a
+// convenience for a grant that is the same on every schema.
+func SchemaGrants(preset Preset, schemas ...string) []SchemaGrant {
+	out := make([]SchemaGrant, len(schemas))
+	for i, s := range schemas {
+		out[i] = SchemaGrant{Schema: s, Preset: preset}
+	}
+	return out
+}
+
+// SchemaNames returns the names of eff's schemas, in order.
+func (eff Effective) SchemaNames() []string {
+	out := make([]string, len(eff.Schemas))
+	for i, s := range eff.Schemas {
+		out[i] = s.Schema
+	}
+	return out
 }

@@ -61,13 +61,22 @@ func checkDecision(t *testing.T, req Request, eff Effective, err, parseErr error
 	if !eff.Preset.Valid() {
 		t.Fatalf("got invalid preset %q", eff.Preset)
 	}
-	if len(eff.Schemas) == 0 || !sort.StringsAreSorted(eff.Schemas) {
-		t.Fatalf("got schemas %q, want a non-empty sorted list", eff.Schemas)
+	names := eff.SchemaNames()
+	if len(names) == 0 || !sort.StringsAreSorted(names) {
+		t.Fatalf("got schemas %q, want a non-empty sorted list", names)
 	}
-	for i := 1; i < len(eff.Schemas); i++ {
-		if eff.Schemas[i] == eff.Schemas[i-1] {
-			t.Fatalf("got duplicate schema in %q", eff.Schemas)
+	strongest := Preset("")
+	for i, s := range eff.Schemas {
+		if i > 0 && s.Schema == eff.Schemas[i-1].Schema {
+			t.Fatalf("got duplicate schema in %q", names)
 		}
+		if !s.Preset.Valid() || (req.MaxPreset != "" && s.Preset.rank() > req.MaxPreset.rank()) {
+			t.Fatalf("schema %q got preset %q (request %q)", s.Schema, s.Preset, req.MaxPreset)
+		}
+		strongest = stronger(strongest, s.Preset)
+	}
+	if strongest != eff.Preset {
+		t.Fatalf("got Preset %q, want the strongest schema preset %q", eff.Preset, strongest)
 	}
 	if req.MaxPreset != "" && (!eff.PresetLimited || len(eff.SQL) > 0 || eff.Preset.rank() > req.MaxPreset.rank()) {
 		t.Fatalf("preset-limited request %q got %+v", req.MaxPreset, eff)

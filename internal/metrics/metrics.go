@@ -49,6 +49,7 @@ const (
 // waypoint_cleanup_roles_total.
 const (
 	CleanupDropped       = "dropped"
+	CleanupDeactivated   = "deactivated" // kept NOLOGIN because it owns objects
 	CleanupSkippedActive = "skipped_active"
 )
 

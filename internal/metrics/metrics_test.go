@@ -88,19 +88,27 @@ func TestMetrics_Counters(t *testing.T) {
 		},
 		{
 			name:   "CleanupRun counts the run",
-			record: func(m *Metrics) { m.CleanupRun("pg", 3, 1, 2); m.CleanupRun("pg", 0, 0, 0) },
+			record: func(m *Metrics) { m.CleanupRun("pg", 3, 0, 1, 2); m.CleanupRun("pg", 0, 0, 0, 0) },
 			metric: func(m *Metrics) prometheus.Collector { return m.cleanupRuns.WithLabelValues("pg") },
 			want:   2,
 		},
 		{
 			name:   "CleanupRun adds dropped roles",
-			record: func(m *Metrics) { m.CleanupRun("pg", 3, 1, 2); m.CleanupRun("pg", 2, 0, 0) },
+			record: func(m *Metrics) { m.CleanupRun("pg", 3, 0, 1, 2); m.CleanupRun("pg", 2, 0, 0, 0) },
 			metric: func(m *Metrics) prometheus.Collector { return m.cleanupRoles.WithLabelValues("pg", CleanupDropped) },
 			want:   5,
 		},
 		{
+			name:   "CleanupRun adds deactivated roles",
+			record: func(m *Metrics) { m.CleanupRun("pg", 3, 4, 1, 2) },
+			metric: func(m *Metrics) prometheus.Collector {
+				return m.cleanupRoles.WithLabelValues("pg", CleanupDeactivated)
+			},
+			want: 4,
+		},
+		{
 			name:   "CleanupRun adds skipped active roles",
-			record: func(m *Metrics) { m.CleanupRun("pg", 3, 1, 2) },
+			record: func(m *Metrics) { m.CleanupRun("pg", 3, 0, 1, 2) },
 			metric: func(m *Metrics) prometheus.Collector {
 				return m.cleanupRoles.WithLabelValues("pg", CleanupSkippedActive)
 			},
@@ -108,7 +116,7 @@ func TestMetrics_Counters(t *testing.T) {
 		},
 		{
 			name:   "CleanupRun adds errors and ignores negatives",
-			record: func(m *Metrics) { m.CleanupRun("pg", -1, -1, 2); m.CleanupRun("pg", 0, 0, -4) },
+			record: func(m *Metrics) { m.CleanupRun("pg", -1, 0, -1, 2); m.CleanupRun("pg", 0, 0, 0, -4) },
 			metric: func(m *Metrics) prometheus.Collector { return m.cleanupErrors.WithLabelValues("pg") },
 			want:   2,
 		},
@@ -249,7 +257,7 @@ func TestMetrics_NilReceiver(t *testing.T) {
 	m.UpstreamLoginDuration("pg", time.Millisecond)
 	m.RevalidationClosed("pg", "revoked")
 	m.LimitRejected("pg", LimitMaxConns)
-	m.CleanupRun("pg", 1, 1, 1)
+	m.CleanupRun("pg", 1, 0, 1, 1)
 }
 
 // TestMetrics_NamesAndLint checks that every series is named waypoint_*
@@ -321,5 +329,5 @@ func touchAll(m *Metrics) {
 	m.UpstreamLoginDuration("pg", time.Millisecond)
 	m.RevalidationClosed("pg", "revoked")
 	m.LimitRejected("pg", LimitMaxConns)
-	m.CleanupRun("pg", 1, 1, 1)
+	m.CleanupRun("pg", 1, 0, 1, 1)
 }

@@ -95,15 +95,17 @@ func (m *Metrics) LimitRejected(listener, limit string) {
 }
 
 // CleanupRun records one run of stale-role cleanup: how many roles it
-// dropped, how many it skipped because a session still used them, and how
-// many errors it met. Negative counts are ignored.
-func (m *Metrics) CleanupRun(listener string, dropped, skippedActive, errors int) {
+// dropped, how many it deactivated (they own objects), how many it skipped
+// because a session still used them, and how many errors it met. Negative
+// counts are ignored.
+func (m *Metrics) CleanupRun(listener string, dropped, deactivated, skippedActive, errors int) {
 	if m == nil {
 		return
 	}
 	m.cleanupRuns.WithLabelValues(listener).Inc()
-	// Touch both result series so they exist (at zero) after the first run.
+	// Touch every result series so they exist (at zero) after the first run.
 	m.cleanupRoles.WithLabelValues(listener, CleanupDropped).Add(nonNegative(dropped))
+	m.cleanupRoles.WithLabelValues(listener, CleanupDeactivated).Add(nonNegative(deactivated))
 	m.cleanupRoles.WithLabelValues(listener, CleanupSkippedActive).Add(nonNegative(skippedActive))
 	m.cleanupErrors.WithLabelValues(listener).Add(nonNegative(errors))
 }

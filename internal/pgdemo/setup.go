@@ -8,8 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// setupRoles creates the admin role if missing and gives it its attributes
-// and this run's password. Statement logging is off for the session, so the
+// setupRoles creates the admin role if missing and gives it its attributes,
+// CREATE on the admin database and this run's password. Statement logging is off for the session, so the
 // password stays out of the server log.
 var setupRoles = []string{
 	"SET log_statement = 'none'",
@@ -18,6 +18,8 @@ var setupRoles = []string{
 	     CREATE ROLE ` + AdminUser + `;
 	   END IF;
 	 END $$`,
+	// Waypoint keeps its leases in schema "waypoint" of the admin database.
+	"GRANT CREATE ON DATABASE postgres TO " + AdminUser,
 	"ALTER ROLE " + AdminUser + " LOGIN CREATEROLE NOSUPERUSER PASSWORD %s",
 }
 

@@ -92,7 +92,8 @@ func startServer(srv *pgserver.Server) error {
 	return nil
 }
 
-// createRoles sets the superuser's password and creates the admin role.
+// createRoles sets the superuser's password and creates the admin role,
+// with CREATE on the postgres database (the tests' admin database).
 // Statement logging is off for the session so passwords stay out of the log.
 func (c *Cluster) createRoles() error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -106,6 +107,9 @@ func (c *Cluster) createRoles() error {
 		"SET log_statement = 'none'",
 		fmt.Sprintf("ALTER ROLE %s PASSWORD %s", quoteIdent(c.SuperUser), quoteLiteral(c.SuperPassword)),
 		fmt.Sprintf("CREATE ROLE %s LOGIN CREATEROLE NOSUPERUSER PASSWORD %s", quoteIdent(c.AdminUser), quoteLiteral(c.AdminPassword)),
+		// Waypoint creates its private schema "waypoint" in the admin
+		// database once.
+		fmt.Sprintf("GRANT CREATE ON DATABASE postgres TO %s", quoteIdent(c.AdminUser)),
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("pgtest: create roles: %w", err)

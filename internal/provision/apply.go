@@ -24,6 +24,11 @@ const (
 	sqlstateDeadlock              = "40P01"
 	sqlstateInternal              = "XX000" // "tuple concurrently updated"
 	sqlstatePrivilegeNotGranted   = "01007" // warning: no/not all privileges were granted
+	sqlstateDivisionByZero        = "22012" // acquireSQL: a lease is held by another
+	sqlstateDuplicateSchema       = "42P06"
+	sqlstateDuplicateTable        = "42P07"
+	sqlstateDependentObjects      = "2BP01" // DROP ROLE: the role still owns objects or holds privileges
+	sqlstateLockNotAvailable      = "55P03" // lock_timeout, or NOWAIT
 )
 
 // verifier hashes password the way the server stores it.
@@ -44,6 +49,11 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := p.lockDatabase(ctx, pl.Database)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	pool, err := p.pool(pl.Database)
 	if err != nil {
 		return err
@@ -53,6 +63,7 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
 		err = classifyConnect(pl.Database, err)
 		if KindOf(err) == MissingObject {
 			p.dropPool(pl.Database, pool) // don't keep pools for names clients made up
+			p.dbLocks.Delete(pl.Database)
 		}
 		return err
 	}
@@ -94,6 +105,22 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
 	}
 	pl.ObjectsFP = fingerprintResult(steps, results)
 	return nil
+}
+
+// lockDatabase serializes, within this process, the transactions that
+// grant in database: concurrent GRANTs on the same objects otherwise fail
+// with "tuple concurrently updated". (Between instances, such a conflict
+// is retried; see applyLocked.) The wait is bounded by ctx. It is not a
+// database lock: nothing a user does can hold it.
+func (p *Provisioner) lockDatabase(ctx context.Context, database string) (unlock func(), err error) {
+	v, _ := p.dbLocks.LoadOrStore(database, make(chan struct{}, 1))
+	ch := v.(chan struct{})
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, backendErr("wait for another provisioning in database "+database, ctx.Err())
+	}
 }
 
 // fingerprintResult returns the objects fingerprint the transaction read,

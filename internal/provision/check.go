@@ -73,7 +73,7 @@ func (p *Provisioner) Check(ctx context.Context, databases []string, schemas []s
 	}
 	var admin string
 	var login, createRole, super bool
-	err := p.locks.QueryRow(ctx, `SELECT rolname::text, rolcanlogin, rolcreaterole, rolsuper FROM pg_roles WHERE rolname = current_user`).
+	err := p.admin.QueryRow(ctx, `SELECT rolname::text, rolcanlogin, rolcreaterole, rolsuper FROM pg_roles WHERE rolname = current_user`).
 		Scan(&admin, &login, &createRole, &super)
 	if err != nil {
 		return nil, backendErr("read admin role", err)
@@ -166,7 +166,7 @@ func fixFor(o dbObject, admin string) string {
 // every database that is not a template and accepts connections (the admin
 // can see them all in pg_database, whether or not it may connect).
 func (p *Provisioner) Databases(ctx context.Context) ([]string, error) {
-	rows, err := p.locks.Query(ctx, "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1")
+	rows, err := p.admin.Query(ctx, "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1")
 	if err != nil {
 		return nil, backendErr("list databases", err)
 	}

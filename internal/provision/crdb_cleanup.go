@@ -10,72 +10,167 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// CockroachDB cleanup, touch and try-lock. Verified only against the
-// scripted fake in crdb_test.go (statements recorded), not a real server.
+// CockroachDB cleanup, touch, try-lock and privilege reset. Verified only
+// against the scripted fake in crdb_test.go (statements recorded), not a
+// real server.
 const (
-	// crdbExpiredRolesSQL lists login roles with a record whose VALID UNTIL
-	// (pg_roles.rolvaliduntil, from system.role_options) has passed.
+	// crdbExpiredRolesSQL lists login roles with the prefix $1 and a record
+	// whose last use (or, without one, VALID UNTIL) is more than $2 seconds
+	// ago.
 	crdbExpiredRolesSQL = `SELECT r.rolname::STRING, w.record FROM pg_roles r JOIN ` + crdbRecordTable + ` w ON w.role = r.rolname
- WHERE r.rolcanlogin AND r.rolvaliduntil < now() ORDER BY 1`
-	// crdbRecheckSQL re-reads one role under its lock row: still expired,
-	// whether it has an open session anywhere in the cluster, its record.
-	crdbRecheckSQL = `SELECT r.rolvaliduntil < now(),
+  LEFT JOIN ` + crdbLockTable + ` l ON l.role = r.rolname
+ WHERE r.rolcanlogin AND substring(r.rolname, 1, length($1::STRING)) = $1::STRING
+   AND coalesce(l.last_used + $2::FLOAT8 * interval '1 second' < now(), r.rolvaliduntil < now()) ORDER BY 1`
+	// crdbRecheckSQL re-reads one role under its lock row: still idle
+	// (TTL $2 seconds), whether it has an open session anywhere in the
+	// cluster, its record.
+	crdbRecheckSQL = `SELECT coalesce(l.last_used + $2::FLOAT8 * interval '1 second' < now(), r.rolvaliduntil < now()),
        EXISTS (SELECT 1 FROM [SHOW CLUSTER SESSIONS] s WHERE s.user_name = r.rolname),
        coalesce(w.record, '')
-  FROM pg_roles r LEFT JOIN ` + crdbRecordTable + ` w ON w.role = r.rolname WHERE r.rolname = $1`
-	// crdbLiveRolesSQL filters Touch's roles to Waypoint user roles.
-	crdbLiveRolesSQL = `SELECT r.rolname::STRING FROM pg_roles r JOIN ` + crdbRecordTable + ` w ON w.role = r.rolname
- WHERE r.rolname = ANY($1::STRING[]) AND r.rolcanlogin AND w.record LIKE '` + userRecordPrefix + `%'`
-
-	sqlstateLockNotAvailable = "55P03"
+  FROM pg_roles r LEFT JOIN ` + crdbRecordTable + ` w ON w.role = r.rolname
+  LEFT JOIN ` + crdbLockTable + ` l ON l.role = r.rolname WHERE r.rolname = $1`
+	// crdbTouchSQL records the roles $1 as used now.
+	crdbTouchSQL = `UPDATE ` + crdbLockTable + ` SET last_used = now() WHERE role = ANY($1::STRING[])`
 )
 
+// crdbGrantsSQL lists the objects role holds privileges on in the current
+// database, for crdbRevokeDirect. (SHOW takes no placeholders.)
+func crdbGrantsSQL(role string) string {
+	return `SELECT DISTINCT object_type, database_name, coalesce(schema_name, ''), coalesce(object_name, '')
+  FROM [SHOW GRANTS FOR ` + quoteIdent(role) + `] WHERE grantee = ` + quoteLiteral(role) + ` ORDER BY 1, 2, 3, 4`
+}
+
 // dropRoleCRDB is Cleanup's per-role step on CockroachDB. Cleanup lists the
-// login roles with this prefix whose owner record (a row of waypoint_roles)
-// says they are Waypoint user roles and whose VALID UNTIL has passed
-// (crdbExpiredRolesSQL); for each, dropRoleCRDB
+// login roles whose owner record (a row of waypoint.role_records) says they
+// are Waypoint user roles and that have been idle longer than TTL; for
+// each, dropRoleCRDB
 //
 //   - try-locks the role's lock row (SELECT ... FOR UPDATE NOWAIT in a
 //     transaction on a lock connection; a role an Ensure holds is skipped);
 //   - re-reads the role under that lock and skips it unless it is still
-//     expired, still the same identity's, and has no session in SHOW
-//     CLUSTER SESSIONS (any node of the cluster);
-//   - runs REASSIGN OWNED BY role TO <admin> and DROP OWNED BY role in the
-//     role's database and in the admin database (CockroachDB scopes both to
-//     the current database, like PostgreSQL);
-//   - DROP ROLE, then deletes the role's record row.
-//
-// It does not: GRANT the role to the admin first (CockroachDB lets a
-// CREATEROLE admin reassign and drop objects of roles it manages; the
-// PostgreSQL path needs the membership); drop group roles (as on
-// PostgreSQL); clean lock rows of waypoint_role_locks (one short row per
-// role name ever provisioned, reused if the name comes back); revoke
-// privileges the role holds in databases other than its own and the admin
-// database (DROP ROLE then fails, the role is counted in Errors and kept).
-// Whether SHOW CLUSTER SESSIONS lists closed sessions depends on the
-// CockroachDB version; if it does, such a role is kept (fails safe).
-func (p *Provisioner) dropRoleCRDB(ctx context.Context, role string, rec ownerRecord) (dropped, active bool, err error) {
+//     idle, still the same identity's, and has no session in SHOW CLUSTER
+//     SESSIONS (any node of the cluster);
+//   - deactivates it: NOLOGIN without a password, every role membership
+//     revoked, every privilege SHOW GRANTS FOR lists revoked in the role's
+//     database and in the admin database;
+//   - DROP ROLE; when CockroachDB refuses because the role still owns
+//     objects, it stays deactivated and its record is marked inactive
+//     (objects are never reassigned to the admin); otherwise its record row
+//     is deleted.
+func (p *Provisioner) dropRoleCRDB(ctx context.Context, role string, rec ownerRecord) (cleanupOutcome, error) {
 	lock, ok, err := p.tryLockRole(ctx, role)
 	if err != nil || !ok {
-		return false, err == nil, err
+		if err == nil {
+			return cleanupOutcome{state: outcomeActive}, nil
+		}
+		return cleanupOutcome{}, err
 	}
 	defer lock.unlock()
-	if drop, active, err := recheck(ctx, lock.tx, crdbRecheckSQL, role, rec); !drop {
-		return false, active, err
+	if clean, active, err := recheck(ctx, lock.tx, crdbRecheckSQL, role, rec, p.opts.TTL.Seconds()); !clean {
+		if active {
+			return cleanupOutcome{state: outcomeActive}, err
+		}
+		return cleanupOutcome{}, err
 	}
-	r, admin := quoteIdent(role), quoteIdent(p.baseConfig.ConnConfig.User)
-	for _, db := range uniq(rec.Database, p.adminDB) {
-		if err := p.execIn(ctx, db, "REASSIGN OWNED BY "+r+" TO "+admin, "DROP OWNED BY "+r); err != nil {
-			return false, false, err
+	if err := p.deactivateCRDB(ctx, role, uniq(rec.Database, p.adminDB)); err != nil {
+		return cleanupOutcome{}, err
+	}
+	err = p.execIn(ctx, p.adminDB, "DROP ROLE "+quoteIdent(role))
+	var pgErr *pgconn.PgError
+	if err != nil && (!errors.As(err, &pgErr) || pgErr.Code != sqlstateDependentObjects) {
+		return cleanupOutcome{}, err
+	}
+	if err == nil {
+		if _, err := lock.tx.Exec(ctx, "DELETE FROM "+crdbRecordTable+" WHERE role = $1", role); err != nil {
+			return cleanupOutcome{}, fmt.Errorf("delete owner record: %w", err)
+		}
+		return cleanupOutcome{state: outcomeDropped}, nil
+	}
+	rec.State, rec.SQL, rec.Grant = stateInactive, "", ""
+	if _, err := lock.tx.Exec(ctx, "UPSERT INTO "+crdbRecordTable+" (role, record) VALUES ($1, $2)", role, rec.String()); err != nil {
+		return cleanupOutcome{}, fmt.Errorf("mark role inactive: %w", err)
+	}
+	return cleanupOutcome{state: outcomeDeactivated, owned: -1}, nil
+}
+
+// deactivateCRDB is deactivate on CockroachDB.
+func (p *Provisioner) deactivateCRDB(ctx context.Context, role string, dbs []string) error {
+	r := quoteIdent(role)
+	if err := p.execIn(ctx, p.adminDB, "ALTER ROLE "+r+" WITH NOLOGIN PASSWORD NULL"); err != nil {
+		return err
+	}
+	rows, err := p.admin.Query(ctx, membershipsSQL, role)
+	if err != nil {
+		return fmt.Errorf("list memberships: %w", err)
+	}
+	groups, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list memberships: %w", err)
+	}
+	for _, g := range groups {
+		if err := p.execIn(ctx, p.adminDB, "REVOKE "+quoteIdent(g)+" FROM "+r); err != nil {
+			return err
 		}
 	}
-	if err := p.execIn(ctx, p.adminDB, "DROP ROLE "+r); err != nil {
-		return false, false, err
+	for _, db := range dbs {
+		pool, err := p.pool(db)
+		if err != nil {
+			return err
+		}
+		revokes, err := crdbRevokeDirect(ctx, pool, role)
+		if err != nil {
+			return err
+		}
+		if err := p.execIn(ctx, db, revokes...); err != nil {
+			return err
+		}
 	}
-	if _, err := lock.tx.Exec(ctx, "DELETE FROM "+crdbRecordTable+" WHERE role = $1", role); err != nil {
-		return false, false, fmt.Errorf("delete owner record: %w", err)
+	return nil
+}
+
+// crdbRevokeDirect returns the statements that revoke every privilege role
+// holds in q's database (SHOW GRANTS FOR role): on the database, schemas,
+// tables and sequences, types and functions.
+func crdbRevokeDirect(ctx context.Context, q querier, role string) ([]string, error) {
+	rows, err := q.Query(ctx, crdbGrantsSQL(role))
+	if err != nil {
+		return nil, backendErr("list the role's privileges", err)
 	}
-	return true, false, nil
+	var out []string
+	var kind, db, schema, object string
+	_, err = pgx.ForEachRow(rows, []any{&kind, &db, &schema, &object}, func() error {
+		if sql := crdbRevokeSQL(kind, db, schema, object, role); sql != "" {
+			out = append(out, sql)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, backendErr("list the role's privileges", err)
+	}
+	return out, nil
+}
+
+// crdbRevokeSQL is the REVOKE ALL for one row of SHOW GRANTS FOR, or "" for
+// an object type it does not know.
+func crdbRevokeSQL(kind, db, schema, object, role string) string {
+	target := ""
+	switch strings.ToLower(kind) {
+	case "database":
+		target = "DATABASE " + quoteIdent(db)
+	case "schema":
+		target = "SCHEMA " + quoteIdent(db) + "." + quoteIdent(schema)
+	case "table", "view", "materialized view":
+		target = "TABLE " + quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(object)
+	case "sequence":
+		target = "SEQUENCE " + quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(object)
+	case "type":
+		target = "TYPE " + quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(object)
+	case "function", "routine":
+		target = "FUNCTION " + quoteIdent(db) + "." + quoteIdent(schema) + "." + object // object carries its argument list
+	default:
+		return ""
+	}
+	return "REVOKE ALL ON " + target + " FROM " + quoteIdent(role)
 }
 
 // execIn runs statements one by one on a connection to database; a
@@ -123,31 +218,10 @@ func (l *roleLock) tryLockCRDB(ctx context.Context, name string) (bool, error) {
 	return true, nil
 }
 
-// touchCRDB is Touch on CockroachDB (no DO blocks): one query selects the
-// Waypoint user roles among names, one pipeline sets VALID UNTIL on them to
-// now()+TTL by the server clock as estimated from the last lookup. It does
-// not take role locks; CockroachDB retries conflicting implicit
-// transactions itself.
-func (p *Provisioner) touchCRDB(ctx context.Context, names []string) error {
-	rows, err := p.locks.Query(ctx, crdbLiveRolesSQL, names)
-	if err != nil {
-		return backendErr("look up roles to touch", err)
+// uniq returns a and b, or just b when they are equal or a is "".
+func uniq(a, b string) []string {
+	if a == b || a == "" {
+		return []string{b}
 	}
-	ours, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return backendErr("look up roles to touch", err)
-	}
-	if len(ours) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	until := quoteLiteral(p.validUntil())
-	for _, r := range ours {
-		b.Queue("ALTER ROLE " + quoteIdent(r) + " VALID UNTIL " + until)
-	}
-	if err := p.locks.SendBatch(ctx, b).Close(); err != nil {
-		return backendErr("push VALID UNTIL forward", err)
-	}
-	p.stats.touched.Add(int64(len(ours)))
-	return nil
+	return []string{a, b}
 }

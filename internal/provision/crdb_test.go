@@ -24,6 +24,9 @@ type fakeCRDB struct {
 	mu    sync.Mutex
 	stmts []string
 	wg    sync.WaitGroup
+	// dependents makes DROP ROLE fail as CockroachDB does for a role that
+	// still owns objects (SQLSTATE 2BP01).
+	dependents bool
 }
 
 func startFakeCRDB(t *testing.T) *fakeCRDB {
@@ -77,6 +80,7 @@ const (
 	oidBool        = 16
 	oidTimestamptz = 1184
 	oidTextArray   = 1009
+	oidFloat8      = 701
 )
 
 // answer scripts the result of sql: its columns and rows (as Go values).
@@ -91,8 +95,11 @@ func answer(sql string) ([]column, [][]any) {
 	case sql == crdbRecheckSQL:
 		return []column{{"expired", oidBool}, {"in_use", oidBool}, {"record", oidText}},
 			[][]any{{true, false, crdbAliceRecord.String()}}
-	case sql == crdbLiveRolesSQL:
-		return []column{{"rolname", oidText}}, [][]any{{"wp_alice_laptop_appdb"}}
+	case sql == crdbGrantsSQL("wp_alice_laptop_appdb"):
+		return []column{{"object_type", oidText}, {"database_name", oidText}, {"schema_name", oidText}, {"object_name", oidText}},
+			[][]any{{"table", "appdb", "public", "audit_log"}, {"database", "appdb", "", ""}}
+	case sql == membershipsSQL:
+		return []column{{"rolname", oidText}}, [][]any{{"wp_g_appdb_public_readonly"}}
 	case strings.Contains(sql, "version()"):
 		return []column{{"version", oidText}}, [][]any{{"CockroachDB CCL v23.2.0 (x86_64-pc-linux-gnu, built 2024/01/01)"}}
 	case strings.Contains(sql, "now()"):
@@ -177,6 +184,7 @@ func (f *fakeCRDB) serve(c net.Conn) error {
 	var portalSQL string
 	var formats []int16
 	txStatus := byte('I')
+	failed := false // an error was sent: skip to Sync, as a server does
 	for {
 		msg, err := be.Receive()
 		if err != nil {
@@ -187,10 +195,16 @@ func (f *fakeCRDB) serve(c net.Conn) error {
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Parse:
+			if failed {
+				break
+			}
 			prepared[m.Name] = m.Query
 			f.record(m.Query)
 			be.Send(&pgproto3.ParseComplete{})
 		case *pgproto3.Describe:
+			if failed {
+				break
+			}
 			sql := prepared[m.Name]
 			if m.ObjectType == 'P' {
 				sql = portalSQL
@@ -199,6 +213,8 @@ func (f *fakeCRDB) serve(c net.Conn) error {
 				for i := 1; strings.Contains(sql, "$"+string(rune('0'+i))); i++ {
 					if strings.Contains(sql, "$"+string(rune('0'+i))+"::STRING[]") {
 						oids = append(oids, oidTextArray)
+					} else if strings.Contains(sql, "$"+string(rune('0'+i))+"::FLOAT8") {
+						oids = append(oids, oidFloat8)
 					} else {
 						oids = append(oids, oidText)
 					}
@@ -208,14 +224,30 @@ func (f *fakeCRDB) serve(c net.Conn) error {
 			cols, _ := answer(sql)
 			be.Send(rowDescription(cols))
 		case *pgproto3.Bind:
+			if failed {
+				break
+			}
 			portalSQL, formats = prepared[m.PreparedStatement], m.ResultFormatCodes
 			be.Send(&pgproto3.BindComplete{})
 		case *pgproto3.Execute:
-			txStatus = sendRows(be, portalSQL, formats, txStatus)
+			if f.dependents && strings.HasPrefix(portalSQL, "DROP ROLE") {
+				be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "2BP01", Message: "role cannot be dropped because some objects depend on it"})
+				failed = true
+				break
+			}
+			if !failed {
+				txStatus = sendRows(be, portalSQL, formats, txStatus)
+			}
 		case *pgproto3.Sync:
+			failed = false
 			be.Send(&pgproto3.ReadyForQuery{TxStatus: txStatus})
 		case *pgproto3.Query:
 			f.record(m.String)
+			if f.dependents && strings.HasPrefix(m.String, "DROP ROLE") {
+				be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "2BP01", Message: "role cannot be dropped because some objects depend on it"})
+				be.Send(&pgproto3.ReadyForQuery{TxStatus: txStatus})
+				break
+			}
 			cols, _ := answer(m.String)
 			if cols != nil {
 				be.Send(rowDescription(cols))
@@ -269,7 +301,7 @@ func TestCockroachDB_NoAdvisoryLocks(t *testing.T) {
 	if !p.IsCockroachDB() {
 		t.Fatalf("dialect: got PostgreSQL, want CockroachDB")
 	}
-	eff := authz.Effective{Database: "appdb", Preset: authz.Readonly, Schemas: []string{"public"}}
+	eff := authz.Effective{Database: "appdb", Preset: authz.Readonly, Schemas: authz.SchemaGrants(authz.Readonly, "public")}
 	l, err := p.Ensure(ctx, peer("alice@example.com", "laptop", "n1"), eff)
 	if err != nil {
 		t.Fatalf("Ensure: %v", err)
@@ -279,14 +311,15 @@ func TestCockroachDB_NoAdvisoryLocks(t *testing.T) {
 	}
 	l.Release()
 	all := strings.Join(f.statements(), "\n")
-	for _, unwanted := range []string{"pg_advisory", "COMMENT ON ROLE", "SET LOCAL", "NOSUPERUSER", "DO $"} {
+	for _, unwanted := range []string{"pg_advisory", "COMMENT ON ROLE", "SET LOCAL", "NOSUPERUSER", "DO $", "public.waypoint"} {
 		if strings.Contains(all, unwanted) {
 			t.Errorf("statements contain %q:\n%s", unwanted, all)
 		}
 	}
 	for _, want := range []string{
-		"FROM waypoint_role_locks WHERE role = ANY($1::STRING[]) ORDER BY role FOR UPDATE",
-		`UPSERT INTO "defaultdb".public.waypoint_roles (role, record) VALUES ('wp_alice_laptop_appdb'`,
+		"FROM waypoint.role_locks WHERE role = ANY($1::STRING[]) ORDER BY role FOR UPDATE",
+		`UPSERT INTO "defaultdb".waypoint.role_records (role, record) VALUES ('wp_alice_laptop_appdb'`,
+		`GRANT "wp_users" TO "wp_alice_laptop_appdb"`,
 		`CREATE ROLE "wp_alice_laptop_appdb" WITH LOGIN`,
 		`GRANT "wp_g_appdb_public_readonly" TO "wp_alice_laptop_appdb"`,
 	} {
@@ -307,10 +340,13 @@ func newFakeCRDBProvisioner(t *testing.T) (*fakeCRDB, *Provisioner) {
 	return f, p
 }
 
-// TestCockroachDB_Cleanup drops an expired Waypoint role on the fake with
+// TestCockroachDB_Cleanup cleans up an idle Waypoint role on the fake with
 // CockroachDB statements: lock row FOR UPDATE NOWAIT, SHOW CLUSTER SESSIONS,
-// REASSIGN/DROP OWNED in the role's and the admin database, DROP ROLE and
-// the record row deleted; other prefixes and group roles untouched.
+// deactivation (NOLOGIN, memberships and every privilege from SHOW GRANTS
+// revoked), DROP ROLE and the record row deleted. Objects are never
+// reassigned (no REASSIGN OWNED, no DROP OWNED: a user's table keeps its
+// rows and is never the admin's). Other prefixes and group roles are
+// untouched.
 func TestCockroachDB_Cleanup(t *testing.T) {
 	f, p := newFakeCRDBProvisioner(t)
 	res, err := p.Cleanup(testCtx(t))
@@ -322,25 +358,50 @@ func TestCockroachDB_Cleanup(t *testing.T) {
 	}
 	stmts := f.statements()
 	all := strings.Join(stmts, "\n")
-	for _, unwanted := range []string{"pg_advisory", "pg_stat_activity", "TO CURRENT_USER", "other_alice", `DROP ROLE "wp_g_`} {
+	for _, unwanted := range []string{"pg_advisory", "pg_stat_activity", "TO CURRENT_USER", "other_alice", `DROP ROLE "wp_g_`, "REASSIGN", "DROP OWNED"} {
 		if strings.Contains(all, unwanted) {
 			t.Errorf("statements contain %q:\n%s", unwanted, all)
 		}
 	}
 	want := []string{
-		"INSERT INTO waypoint_role_locks (role) VALUES ($1) ON CONFLICT DO NOTHING",
-		"SELECT role FROM waypoint_role_locks WHERE role = $1 FOR UPDATE NOWAIT",
+		"INSERT INTO waypoint.role_locks (role) VALUES ($1) ON CONFLICT DO NOTHING",
+		"SELECT role FROM waypoint.role_locks WHERE role = $1 FOR UPDATE NOWAIT",
 		crdbRecheckSQL,
-		`REASSIGN OWNED BY "wp_alice_laptop_appdb" TO "admin"`,
-		`DROP OWNED BY "wp_alice_laptop_appdb"`,
-		`REASSIGN OWNED BY "wp_alice_laptop_appdb" TO "admin"`, // again, in the admin database
-		`DROP OWNED BY "wp_alice_laptop_appdb"`,
+		`ALTER ROLE "wp_alice_laptop_appdb" WITH NOLOGIN PASSWORD NULL`,
+		`REVOKE "wp_g_appdb_public_readonly" FROM "wp_alice_laptop_appdb"`,
+		crdbGrantsSQL("wp_alice_laptop_appdb"),
+		`REVOKE ALL ON TABLE "appdb"."public"."audit_log" FROM "wp_alice_laptop_appdb"`,
+		`REVOKE ALL ON DATABASE "appdb" FROM "wp_alice_laptop_appdb"`,
 		`DROP ROLE "wp_alice_laptop_appdb"`,
-		"DELETE FROM waypoint_roles WHERE role = $1",
+		"DELETE FROM waypoint.role_records WHERE role = $1",
 		"commit",
 	}
 	if err := inOrder(stmts, want); err != nil {
 		t.Errorf("%v; statements:\n%s", err, all)
+	}
+}
+
+// TestCockroachDB_CleanupKeepsOwner: when CockroachDB refuses DROP ROLE
+// because the role owns objects, the role stays deactivated with its record
+// marked inactive; nothing is reassigned.
+func TestCockroachDB_CleanupKeepsOwner(t *testing.T) {
+	f, p := newFakeCRDBProvisioner(t)
+	f.mu.Lock()
+	f.dependents = true
+	f.mu.Unlock()
+	res, err := p.Cleanup(testCtx(t))
+	if err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if got := strings.Join(res.Deactivated, ","); got != "wp_alice_laptop_appdb" || len(res.Dropped) != 0 || res.Errors != 0 {
+		t.Errorf("Cleanup result: got deactivated %q, dropped %q, %d errors; want wp_alice_laptop_appdb, none, 0", got, res.Dropped, res.Errors)
+	}
+	all := strings.Join(f.statements(), "\n")
+	if strings.Contains(all, "REASSIGN") || strings.Contains(all, "DROP OWNED") || strings.Contains(all, "DELETE FROM waypoint.role_records") {
+		t.Errorf("statements reassign, drop objects or forget the record:\n%s", all)
+	}
+	if !strings.Contains(all, "UPSERT INTO waypoint.role_records (role, record) VALUES ($1, $2)") {
+		t.Errorf("statements lack the inactive record:\n%s", all)
 	}
 }
 
@@ -359,16 +420,16 @@ func inOrder(stmts, want []string) error {
 	return nil
 }
 
-// TestCockroachDB_TouchAndTerminate: Touch filters through the record table
-// and sets VALID UNTIL; Terminate is refused (no process IDs there).
+// TestCockroachDB_TouchAndTerminate: Touch records use in the lock table and
+// never extends VALID UNTIL; Terminate is refused (no process IDs there).
 func TestCockroachDB_TouchAndTerminate(t *testing.T) {
 	f, p := newFakeCRDBProvisioner(t)
 	if err := p.Touch(testCtx(t), []string{"wp_alice_laptop_appdb", "postgres"}); err != nil {
 		t.Fatalf("Touch: %v", err)
 	}
 	all := strings.Join(f.statements(), "\n")
-	if !strings.Contains(all, `ALTER ROLE "wp_alice_laptop_appdb" VALID UNTIL '`) || strings.Contains(all, "DO $") {
-		t.Errorf("Touch statements: want ALTER ROLE ... VALID UNTIL and no DO block:\n%s", all)
+	if !strings.Contains(all, crdbTouchSQL) || strings.Contains(all, "VALID UNTIL") || strings.Contains(all, "DO $") {
+		t.Errorf("Touch statements: want %q, no VALID UNTIL and no DO block:\n%s", crdbTouchSQL, all)
 	}
 	if err := p.Terminate(testCtx(t), 42); err == nil {
 		t.Errorf("Terminate on CockroachDB: got nil error, want unsupported")

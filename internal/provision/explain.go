@@ -10,8 +10,8 @@ import (
 // ExplainOptions configures Explain. Zero values mean the same defaults as
 // in Options.
 type ExplainOptions struct {
-	Prefix string
-	TTL    time.Duration
+	Prefix           string
+	PasswordLifetime time.Duration
 	// Now is the time VALID UNTIL is computed from; zero means time.Now().
 	Now time.Time
 }
@@ -26,9 +26,9 @@ func Explain(opts ExplainOptions, peer identity.Peer, eff authz.Effective) (role
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", nil, err
 	}
-	ttl := opts.TTL
-	if ttl == 0 {
-		ttl = DefaultTTL
+	lifetime := opts.PasswordLifetime
+	if lifetime == 0 {
+		lifetime = DefaultPasswordLifetime
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -39,7 +39,7 @@ func Explain(opts ExplainOptions, peer identity.Peer, eff authz.Effective) (role
 		return "", nil, err
 	}
 	lk := &lookup{Now: now, Roles: map[string]roleInfo{}, Members: map[string][]membership{}}
-	pl, err := req.buildPlan(lk, ttl, func(string) (string, error) { return "<redacted>", nil })
+	pl, err := req.buildPlan(lk, lifetime, UsersGroup(prefix), func(string) (string, error) { return "<redacted>", nil })
 	if err != nil {
 		return "", nil, err
 	}

@@ -20,15 +20,14 @@ const userRecordPrefix = `{"waypoint":1,"kind":"user"`
 // terminateWait bounds how long Terminate waits for the backend to exit.
 const terminateWait = 5 * time.Second
 
-// Touch pushes VALID UNTIL forward to now()+TTL (never backward) for roles
-// that have live sessions, so that Cleanup never races an active user and
-// the role does not expire under a long session. Roles without this
-// Provisioner's prefix or without a Waypoint user owner record are ignored,
-// as are roles that do not exist and roles an Ensure, Reconcile or Cleanup
-// holds locked at that moment (an Ensure pushes VALID UNTIL itself). On
-// PostgreSQL it is one statement, one round trip, for all roles; it is safe
-// for concurrent use and from several instances (each role is updated under
-// its role lock, try-locked).
+// Touch records that roles are in use now (they have live sessions), so
+// that Cleanup does not count their idle time from the last Ensure. It does
+// not touch VALID UNTIL: a password stays valid only PasswordLifetime after
+// the Ensure that set it, whatever the role's sessions do (a role can set
+// its own password, and must not keep it working by staying connected).
+// Roles without this Provisioner's prefix are ignored. It is one statement,
+// takes no role lock and is safe for concurrent use and from several
+// instances.
 func (p *Provisioner) Touch(ctx context.Context, roles []string) error {
 	var names []string
 	for _, r := range roles {
@@ -41,54 +40,20 @@ func (p *Provisioner) Touch(ctx context.Context, roles []string) error {
 	if len(names) == 0 {
 		return nil
 	}
+	sql := touchSQL
 	if p.crdb {
-		return p.touchCRDB(ctx, names)
+		sql = crdbTouchSQL
 	}
-	conn, err := p.locks.Acquire(ctx)
-	if err != nil {
-		return backendErr("acquire admin connection", err)
-	}
-	defer conn.Release()
-	// Simple protocol: the statement text differs every time, so it is not
-	// worth preparing.
-	if _, err := conn.Conn().PgConn().Exec(ctx, touchSQL(p.opts.Prefix, names, p.opts.TTL)).ReadAll(); err != nil {
-		return backendErr("push VALID UNTIL forward", err)
+	if _, err := p.admin.Exec(ctx, sql, names); err != nil {
+		return backendErr("record role use", err)
 	}
 	p.stats.touched.Add(int64(len(names)))
 	return nil
 }
 
-// touchSQL is Touch's statement: a DO block that, with synchronous_commit
-// off, for each named role that exists, can log in, has the prefix and a
-// Waypoint user record, and whose role lock is free, sets VALID UNTIL to
-// greatest(current, now()+ttl).
-func touchSQL(prefix string, names []string, ttl time.Duration) string {
-	lits, keys := make([]string, len(names)), make([]string, len(names))
-	for i, n := range names {
-		lits[i] = quoteLiteral(n)
-		keys[i] = fmt.Sprint(lockKey(n))
-	}
-	return doBlock(`DECLARE r record;
-BEGIN
-  PERFORM set_config('synchronous_commit', 'off', true);
-  FOR r IN SELECT u.rolname, k.key, greatest(u.rolvaliduntil, now() + ` + intervalLiteral(ttl) + `) AS until
-             FROM unnest(ARRAY[` + strings.Join(lits, ", ") + `]::text[], ARRAY[` + strings.Join(keys, ", ") + `]::int8[]) AS k(name, key)
-             JOIN pg_roles u ON u.rolname = k.name
-            WHERE u.rolcanlogin AND starts_with(u.rolname, ` + quoteLiteral(prefix) + `)
-              AND starts_with(coalesce(shobj_description(u.oid, 'pg_authid'), ''), ` + quoteLiteral(userRecordPrefix) + `)
-            ORDER BY u.rolname
-  LOOP
-    IF pg_try_advisory_xact_lock(r.key) THEN
-      EXECUTE format('ALTER ROLE %I VALID UNTIL %L', r.rolname, r.until::text);
-    END IF;
-  END LOOP;
-END`)
-}
-
-// intervalLiteral is d as an SQL interval literal in whole milliseconds.
-func intervalLiteral(d time.Duration) string {
-	return fmt.Sprintf("interval '%d milliseconds'", d.Milliseconds())
-}
+// touchSQL marks the roles $1 used now, in the lease table (which has a row
+// for every role an Ensure locked).
+const touchSQL = `UPDATE ` + leaseTable + ` SET last_used = now() WHERE role = ANY($1::text[])`
 
 // terminateSQL terminates backend $1 if its role has the prefix $2 and a
 // Waypoint user record, waiting up to $3 ms for it to exit. No row: there is
@@ -116,7 +81,7 @@ func (p *Provisioner) Terminate(ctx context.Context, pid uint32) error {
 		return &Error{Kind: Backend, Msg: fmt.Sprintf("terminate: invalid backend process ID %d", pid)}
 	}
 	var ours, ended bool
-	err := p.locks.QueryRow(ctx, terminateSQL, int64(pid), p.opts.Prefix, terminateWait.Milliseconds()).Scan(&ours, &ended)
+	err := p.admin.QueryRow(ctx, terminateSQL, int64(pid), p.opts.Prefix, terminateWait.Milliseconds()).Scan(&ours, &ended)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil // already gone
@@ -135,7 +100,7 @@ func (p *Provisioner) Terminate(ctx context.Context, pid uint32) error {
 // match eff, without rotating its password: for a live session whose grant
 // changed (a readwrite→readonly downgrade takes effect on the session's
 // next statement). It takes the role lock like Ensure (waiting, bounded by
-// ctx, for an outstanding lease) and pushes VALID UNTIL forward. A role that
+// ctx, for an outstanding lease) and records the role as used. A role that
 // does not exist is not an error: there is nothing to reconcile and the
 // next Ensure creates it correctly. Errors are *Error, as Ensure's.
 //
@@ -148,9 +113,7 @@ func (p *Provisioner) Reconcile(ctx context.Context, peer identity.Peer, eff aut
 	if err != nil {
 		return err
 	}
-	members := []string{req.primary, req.alternate}
-	b, lk := p.queueLookup(req.lookupNames(), members)
-	lock, err := p.lockRoles(ctx, members, b)
+	lock, lk, err := p.lockAndLookup(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -158,7 +121,7 @@ func (p *Provisioner) Reconcile(ctx context.Context, peer identity.Peer, eff aut
 	if _, exists, err := resolveName(req.primary, req.alternate, req.want, lk.Roles); err != nil || !exists {
 		return err
 	}
-	if _, err := p.applyLocked(ctx, req, lock, lk, ""); err != nil {
+	if _, err := p.applyLocked(ctx, req, lk, ""); err != nil {
 		return err
 	}
 	p.stats.reconciles.Add(1)

@@ -93,7 +93,9 @@ func TestIntegration_Terminate(t *testing.T) {
 	})
 }
 
-// TestIntegration_Touch pushes VALID UNTIL forward for Waypoint roles only.
+// TestIntegration_Touch records use for Waypoint roles only, and never
+// extends VALID UNTIL (which would keep a password the role set itself
+// working).
 func TestIntegration_Touch(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, c *pgtest.Cluster) {
 		c.CreateAppDatabase(t, "touchdb")
@@ -112,8 +114,12 @@ func TestIntegration_Touch(t *testing.T) {
 			t.Fatalf("Touch: %v", err)
 		}
 		for _, r := range []string{a.Role, b.Role} {
-			if got := validUntil(t, c, r); time.Until(got) < 30*time.Minute {
-				t.Errorf("VALID UNTIL of %s after Touch: got %v, want about an hour from now", r, got)
+			used := superQueryString(t, c, "postgres", "SELECT (last_used > now() - interval '1 minute')::text FROM "+leaseTable+" WHERE role = $1", r)
+			if used != "true" {
+				t.Errorf("last use of %s after Touch: want within the last minute", r)
+			}
+			if got := validUntil(t, c, r); got.Year() != 2000 {
+				t.Errorf("VALID UNTIL of %s after Touch: got %v, want unchanged (2000)", r, got)
 			}
 		}
 		if got := validUntil(t, c, "wpt_by_hand"); got.Year() != 2000 {

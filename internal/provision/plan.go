@@ -9,14 +9,6 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 )
 
-// dbLockKey is the transaction-level advisory lock every provisioning and
-// cleanup transaction takes in the target database first. Concurrent GRANTs
-// that touch the same catalog row (the same table, or the database for
-// CONNECT) otherwise fail with "tuple concurrently updated", and two
-// instances could race to create the same group. Advisory lock keys are
-// per database, so this serializes per database, across instances.
-var dbLockKey = lockKey("\x00database-grants")
-
 // plan is everything Ensure changes in one database, decided from a lookup.
 // Its statements run in one transaction on a connection to Database.
 type plan struct {
@@ -31,7 +23,8 @@ type plan struct {
 	Groups      []groupPlan // desired groups, sorted by name
 	Join        []string    // groups to grant membership in
 	Leave       []string    // Waypoint groups to revoke membership in
-	ResetDirect bool        // revoke direct privileges before RawSQL (the SQL changed)
+	ResetDirect bool        // revoke every direct privilege before CONNECT and RawSQL (the SQL changed)
+	Revoke      []string    // CockroachDB: the statements that do ResetDirect (see crdbRevokeDirect)
 	RawSQL      []string    // validated statements
 
 	// Fingerprint, when not nil, are the schemas whose objects fingerprint
@@ -71,7 +64,6 @@ func (pl *plan) steps() ([]step, error) {
 	var st []step
 	add := func(sql string) { st = append(st, step{SQL: sql}) }
 	if !crdb {
-		add(fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", dbLockKey))
 		add("SET LOCAL standard_conforming_strings = on")
 		if pl.Fingerprint != nil {
 			st = append(st, step{SQL: objectsFingerprintStep(pl.Fingerprint), FP: true})
@@ -86,7 +78,9 @@ func (pl *plan) steps() ([]step, error) {
 		add(fmt.Sprintf("CREATE ROLE %s WITH %s PASSWORD %s VALID UNTIL %s",
 			role, createAttrs, quoteLiteral(pl.Password), quoteLiteral(pl.ValidUntil)))
 	} else if pl.Password == "" {
-		add(fmt.Sprintf("ALTER ROLE %s WITH %s VALID UNTIL %s", role, alterAttrs, quoteLiteral(pl.ValidUntil)))
+		// No new password: VALID UNTIL stays, so that a reconcile never
+		// extends a password the role may have set itself.
+		add(fmt.Sprintf("ALTER ROLE %s WITH %s", role, alterAttrs))
 	} else {
 		add(fmt.Sprintf("ALTER ROLE %s WITH %s PASSWORD %s VALID UNTIL %s",
 			role, alterAttrs, quoteLiteral(pl.Password), quoteLiteral(pl.ValidUntil)))
@@ -114,15 +108,22 @@ func (pl *plan) steps() ([]step, error) {
 			st = append(st, step{SQL: sql, Schema: g.Schema, Preset: g.Preset})
 		}
 	}
+	if pl.ResetDirect {
+		// Before CONNECT, which the reset revokes with the rest.
+		if crdb {
+			for _, sql := range pl.Revoke {
+				add(sql)
+			}
+		} else {
+			add(resetDirectSQL(pl.Role))
+		}
+	}
 	add(fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", quoteIdent(pl.Database), role))
 	for _, g := range pl.Join {
 		add(fmt.Sprintf("GRANT %s TO %s", quoteIdent(g), role))
 	}
 	for _, g := range pl.Leave {
 		add(fmt.Sprintf("REVOKE %s FROM %s", quoteIdent(g), role))
-	}
-	if pl.ResetDirect && !crdb {
-		add(resetDirectSQL(pl.Role))
 	}
 	for i, sql := range pl.RawSQL {
 		st = append(st, step{SQL: sql, Raw: i + 1})
@@ -140,33 +141,103 @@ func (pl *plan) recordSQL(role string, rec ownerRecord) string {
 	return fmt.Sprintf("COMMENT ON ROLE %s IS %s", quoteIdent(role), quoteLiteral(rec.String()))
 }
 
-// resetDirectSQL revokes every privilege the admin granted directly to role
-// on tables, sequences and schemas of the current database, so that re-running
-// changed raw SQL leaves exactly the new privileges (all in the same
-// transaction). Objects the role owns are left alone. Privileges on
-// functions and default privileges are not reset; Cleanup's DROP OWNED
-// removes them with the role. role is a generated name ([a-z0-9_]) and is
-// also quoted.
+// resetDirectSQL revokes every privilege held directly by role that the
+// admin can revoke, on every kind of object GRANT reaches: tables and
+// views (with their columns), sequences, functions and procedures, schemas,
+// types and domains, large objects, foreign-data wrappers and servers and
+// languages in the current database; databases, tablespaces and
+// configuration parameters cluster-wide; and default privileges that name
+// the role. Privileges the admin can revoke are those it granted or that a
+// role it is a member of granted (it then acts as that role). Objects the
+// role owns are left alone (an owner's rights are not grants). Run in a
+// provisioning transaction when the raw SQL changed, it leaves exactly what
+// the new statements grant; Cleanup runs it to deactivate a role. role is a
+// generated name ([a-z0-9_]) and is also quoted.
 func resetDirectSQL(role string) string {
-	lit := quoteLiteral(role)
-	return `DO $wp$
-DECLARE o record;
+	return doBlock(strings.ReplaceAll(resetDirectBody, "{role}", quoteLiteral(role)))
+}
+
+// resetDirectBody is resetDirectSQL's PL/pgSQL with {role} to be replaced by
+// the role as a literal. can(grantor) says whether the admin may revoke
+// what grantor granted.
+const resetDirectBody = `DECLARE
+  r oid := {role}::regrole;
+  o record;
 BEGIN
   FOR o IN SELECT DISTINCT c.oid::regclass AS obj, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
-      FROM pg_class c, aclexplode(c.relacl) a
-     WHERE a.grantee = ` + lit + `::regrole AND a.grantor = current_user::regrole AND c.relowner <> ` + lit + `::regrole
+      FROM pg_class c
+     WHERE c.relowner <> r AND (
+       EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER'))
+       OR EXISTS (SELECT 1 FROM pg_attribute t, aclexplode(t.attacl) a
+                   WHERE t.attrelid = c.oid AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')))
   LOOP
-    EXECUTE format('REVOKE ALL ON %s %s FROM %I', o.kind, o.obj, ` + lit + `);
+    EXECUTE format('REVOKE ALL ON %s %s FROM %I', o.kind, o.obj, {role});
   END LOOP;
-  FOR o IN SELECT DISTINCT n.nspname AS obj
-      FROM pg_namespace n, aclexplode(n.nspacl) a
-     WHERE a.grantee = ` + lit + `::regrole AND a.grantor = current_user::regrole AND n.nspowner <> ` + lit + `::regrole
+  FOR o IN SELECT DISTINCT p.oid::regprocedure AS obj FROM pg_proc p, aclexplode(p.proacl) a
+     WHERE p.proowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
   LOOP
-    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', o.obj, ` + lit + `);
+    EXECUTE format('REVOKE ALL ON ROUTINE %s FROM %I', o.obj, {role});
   END LOOP;
-END
-$wp$`
-}
+  FOR o IN SELECT DISTINCT n.nspname AS obj FROM pg_namespace n, aclexplode(n.nspacl) a
+     WHERE n.nspowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
+  LOOP
+    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', o.obj, {role});
+  END LOOP;
+  FOR o IN SELECT DISTINCT t.oid::regtype AS obj FROM pg_type t, aclexplode(t.typacl) a
+     WHERE t.typowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
+  LOOP
+    EXECUTE format('REVOKE ALL ON TYPE %s FROM %I', o.obj, {role});
+  END LOOP;
+  FOR o IN SELECT DISTINCT l.oid AS obj FROM pg_largeobject_metadata l, aclexplode(l.lomacl) a
+     WHERE l.lomowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
+  LOOP
+    EXECUTE format('REVOKE ALL ON LARGE OBJECT %s FROM %I', o.obj, {role});
+  END LOOP;
+  FOR o IN SELECT DISTINCT d.datname AS obj FROM pg_database d, aclexplode(d.datacl) a
+     WHERE d.datdba <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
+  LOOP
+    EXECUTE format('REVOKE ALL ON DATABASE %I FROM %I', o.obj, {role});
+  END LOOP;
+  FOR o IN SELECT DISTINCT s.spcname AS obj FROM pg_tablespace s, aclexplode(s.spcacl) a
+     WHERE s.spcowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
+  LOOP
+    EXECUTE format('REVOKE ALL ON TABLESPACE %I FROM %I', o.obj, {role});
+  END LOOP;
+  FOR o IN SELECT DISTINCT f.fdwname AS obj FROM pg_foreign_data_wrapper f, aclexplode(f.fdwacl) a
+     WHERE f.fdwowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
+  LOOP
+    EXECUTE format('REVOKE ALL ON FOREIGN DATA WRAPPER %I FROM %I', o.obj, {role});
+  END LOOP;
+  FOR o IN SELECT DISTINCT f.srvname AS obj FROM pg_foreign_server f, aclexplode(f.srvacl) a
+     WHERE f.srvowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
+  LOOP
+    EXECUTE format('REVOKE ALL ON FOREIGN SERVER %I FROM %I', o.obj, {role});
+  END LOOP;
+  FOR o IN SELECT DISTINCT l.lanname AS obj FROM pg_language l, aclexplode(l.lanacl) a
+     WHERE l.lanowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
+  LOOP
+    EXECUTE format('REVOKE ALL ON LANGUAGE %I FROM %I', o.obj, {role});
+  END LOOP;
+  IF to_regclass('pg_catalog.pg_parameter_acl') IS NOT NULL THEN
+    FOR o IN EXECUTE 'SELECT DISTINCT p.parname AS obj FROM pg_parameter_acl p, aclexplode(p.paracl) a
+        WHERE a.grantee = $1 AND pg_has_role(current_user, a.grantor, ''MEMBER'')' USING r
+    LOOP
+      EXECUTE format('REVOKE ALL ON PARAMETER %s FROM %I', o.obj, {role});
+    END LOOP;
+  END IF;
+  FOR o IN SELECT DISTINCT d.defaclrole::regrole AS owner, d.defaclnamespace::regnamespace AS nsp, d.defaclnamespace AS nspoid,
+                  CASE d.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS'
+                                       WHEN 'T' THEN 'TYPES' WHEN 'n' THEN 'SCHEMAS' END AS kind
+      FROM pg_default_acl d, aclexplode(d.defaclacl) a
+     WHERE a.grantee = r AND pg_has_role(current_user, d.defaclrole, 'MEMBER')
+  LOOP
+    IF o.nspoid = 0 THEN
+      EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %s REVOKE ALL ON %s FROM %I', o.owner, o.kind, {role});
+    ELSE
+      EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s REVOKE ALL ON %s FROM %I', o.owner, o.nsp, o.kind, {role});
+    END IF;
+  END LOOP;
+END`
 
 // grantHash fingerprints a request's grant (request.fingerprint) for the
 // owner record, so that a warm Ensure can tell from the role's comment alone

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ func testCtx(t testing.TB) context.Context {
 func newTestProvisioner(t testing.TB, c *pgtest.Cluster, opts Options) *Provisioner {
 	t.Helper()
 	opts.AdminConnString = c.ConnString(c.AdminUser, c.AdminPassword, "postgres")
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	p, err := New(testCtx(t), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -38,12 +42,21 @@ func newTestProvisioner(t testing.TB, c *pgtest.Cluster, opts Options) *Provisio
 	return p
 }
 
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
 func peer(login, machine, node string) identity.Peer {
 	return identity.Peer{LoginName: login, MachineName: machine, NodeID: node}
 }
 
 func effective(db string, preset authz.Preset, schemas ...string) authz.Effective {
-	return authz.Effective{Database: db, Preset: preset, Schemas: schemas}
+	return authz.Effective{Database: db, Preset: preset, Schemas: authz.SchemaGrants(preset, schemas...)}
 }
 
 // login connects as the lease's role and releases the lease.
@@ -111,7 +124,7 @@ func TestIntegration_EnsureUser_CreatesRole(t *testing.T) {
 		}
 		members := superQueryString(t, c, "postgres", `SELECT string_agg(g.rolname, ',' ORDER BY g.rolname)
 			FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1`, l.Role)
-		if want := "wp_g_appdb_app_readwrite,wp_g_appdb_public_readwrite"; members != want {
+		if want := "wp_g_appdb_app_readwrite,wp_g_appdb_public_readwrite,wp_users"; members != want {
 			t.Errorf("groups: got %q, want %q", members, want)
 		}
 		if got := p.Stats(); got.Created != 1 || got.Rotations != 1 {
@@ -178,7 +191,7 @@ func TestIntegration_Reconcile(t *testing.T) {
 		}
 		// Schemas removed from the grant lose access; the preset-limited
 		// role is separate and skips raw SQL.
-		lim := authz.Effective{Database: "recondb", Preset: authz.Readonly, Schemas: []string{"app"}, PresetLimited: true,
+		lim := authz.Effective{Database: "recondb", Preset: authz.Readonly, Schemas: authz.SchemaGrants(authz.Readonly, "app"), PresetLimited: true,
 			SQL: []string{"GRANT INSERT ON public.audit_log TO {{.Role}}"}}
 		ll := ensure(t, p, pr, lim)
 		if want := "wp_dave_laptop_recondb_readonly"; ll.Role != want {
@@ -376,9 +389,11 @@ func waitNoSessions(t testing.TB, c *pgtest.Cluster, roles ...string) {
 	}
 }
 
-// expire makes role's VALID UNTIL lie in the past, as if unused for TTL.
+// expire makes role look unused since 2000: its last use in the lease
+// table and its VALID UNTIL.
 func expire(t testing.TB, c *pgtest.Cluster, role string) {
 	c.Exec(t, "postgres", fmt.Sprintf("ALTER ROLE %s VALID UNTIL '2000-01-01'", quoteIdent(role)))
+	c.Exec(t, "postgres", fmt.Sprintf("UPDATE %s SET last_used = '2000-01-01' WHERE role = %s", leaseTable, quoteLiteral(role)))
 }
 
 func TestIntegration_Cleanup(t *testing.T) {
@@ -395,7 +410,7 @@ func TestIntegration_Cleanup(t *testing.T) {
 		ownerEff.SQL = []string{"GRANT INSERT ON public.audit_log TO {{.Role}}"}
 		owner := ensure(t, p, peer("owner@example.com", "laptop", "c3"), ownerEff)
 		ownerConn := login(t, c, owner)
-		if _, err := ownerConn.Exec(testCtx(t), "CREATE TABLE public.owned_by_role (id int)"); err != nil {
+		if _, err := ownerConn.Exec(testCtx(t), "CREATE TABLE public.owned_by_role (id int); INSERT INTO public.owned_by_role VALUES (1)"); err != nil {
 			t.Fatalf("create table as admin-preset role: %v", err)
 		}
 		ownerConn.Close(testCtx(t))
@@ -416,9 +431,11 @@ func TestIntegration_Cleanup(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Cleanup: %v", err)
 		}
-		slices.Sort(res.Dropped)
-		if want := []string{idle.Role, owner.Role}; !slices.Equal(res.Dropped, sorted(want)) {
-			t.Errorf("dropped: got %v, want %v", res.Dropped, sorted(want))
+		if want := []string{idle.Role}; !slices.Equal(res.Dropped, want) {
+			t.Errorf("dropped: got %v, want %v", res.Dropped, want)
+		}
+		if want := []string{owner.Role}; !slices.Equal(res.Deactivated, want) {
+			t.Errorf("deactivated: got %v, want %v (it owns a table)", res.Deactivated, want)
 		}
 		if want := []string{busy.Role}; !slices.Equal(res.SkippedActive, want) {
 			t.Errorf("skipped active: got %v, want %v", res.SkippedActive, want)
@@ -426,19 +443,47 @@ func TestIntegration_Cleanup(t *testing.T) {
 		if res.Errors != 0 {
 			t.Errorf("errors: got %d, want 0", res.Errors)
 		}
-		for _, r := range []string{busy.Role, fresh.Role, "wpc_foreign", "unrelated", "wpc_g_cleandb_public_readonly"} {
+		for _, r := range []string{busy.Role, fresh.Role, owner.Role, "wpc_foreign", "unrelated", "wpc_g_cleandb_public_readonly"} {
 			if !c.RoleExists(t, r) {
 				t.Errorf("role %s was dropped, want kept", r)
 			}
 		}
+		if c.RoleExists(t, idle.Role) {
+			t.Errorf("idle role %s still exists, want dropped", idle.Role)
+		}
 		if !canExec(t, busyConn, "SELECT 1") {
 			t.Errorf("session of the kept role broke")
 		}
-		if got := superQueryString(t, c, "cleandb", "SELECT tableowner::text FROM pg_tables WHERE tablename = 'owned_by_role'"); got != c.AdminUser {
-			t.Errorf("owner of the dropped role's table: got %q, want %q", got, c.AdminUser)
+		// The table stays the role's, never the admin's, and keeps its rows.
+		if got := superQueryString(t, c, "cleandb", "SELECT tableowner::text FROM pg_tables WHERE tablename = 'owned_by_role'"); got != owner.Role {
+			t.Errorf("owner of the deactivated role's table: got %q, want %q", got, owner.Role)
 		}
-		if s := p.Stats(); s.RolesDropped != 2 || s.SkippedActive != 1 || s.CleanupRuns != 1 {
+		if got := superQueryString(t, c, "cleandb", "SELECT count(*)::text FROM public.owned_by_role"); got != "1" {
+			t.Errorf("rows in the deactivated role's table: got %s, want 1", got)
+		}
+		// Deactivated: no login, no password, no membership, no privilege
+		// from the grant (CONNECT, the raw SQL's INSERT), record inactive.
+		if got := superQueryString(t, c, "cleandb", `SELECT format('%s %s %s %s %s', r.rolcanlogin, a.rolpassword IS NULL,
+			(SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid),
+			EXISTS (SELECT 1 FROM pg_database d, aclexplode(d.datacl) x WHERE d.datname = 'cleandb' AND x.grantee = r.oid),
+			has_table_privilege(r.oid, 'public.audit_log', 'INSERT'))
+			FROM pg_roles r JOIN pg_authid a ON a.oid = r.oid WHERE r.rolname = $1`, owner.Role); got != "f t 0 f f" {
+			t.Errorf("deactivated role: got login, no password, memberships, connect, insert = %s; want f t 0 f f", got)
+		}
+		comment := superQueryString(t, c, "postgres", "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", owner.Role)
+		if rec, ours := parseRecord(comment); !ours || rec.State != stateInactive || rec.Subject != "owner@example.com" {
+			t.Errorf("deactivated role's record: got %s, want the owner's, state inactive", comment)
+		}
+		if s := p.Stats(); s.RolesDropped != 1 || s.Deactivated != 1 || s.SkippedActive != 1 || s.CleanupRuns != 1 {
 			t.Errorf("stats: got %+v", s)
+		}
+		// The same identity comes back: the role is reactivated and its
+		// table is its own again.
+		back := ensure(t, p, peer("owner@example.com", "laptop", "c3"), ownerEff)
+		backConn := login(t, c, back)
+		defer backConn.Close(testCtx(t))
+		if back.Role != owner.Role || !canExec(t, backConn, "INSERT INTO public.owned_by_role VALUES (2)") {
+			t.Errorf("returning owner: got role %s, want %s with its table writable", back.Role, owner.Role)
 		}
 	})
 }

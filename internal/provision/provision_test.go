@@ -164,7 +164,7 @@ func TestParseRecord(t *testing.T) {
 
 func TestBuildPlan_Memberships(t *testing.T) {
 	pr := identity.Peer{LoginName: "a@x", MachineName: "m", NodeID: "n"}
-	req, err := newRequest("wp_", pr, authz.Effective{Database: "db", Preset: authz.Readonly, Schemas: []string{"public", "app"}})
+	req, err := newRequest("wp_", pr, authz.Effective{Database: "db", Preset: authz.Readonly, Schemas: authz.SchemaGrants(authz.Readonly, "public", "app")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,12 +178,12 @@ func TestBuildPlan_Memberships(t *testing.T) {
 		{Group: "wp_g_db_public_readonly", Ours: true},
 		{Group: "someone_elses_group", Ours: false}, // not ours: kept
 	}}}
-	pl, err := req.buildPlan(lk, time.Hour, func(string) (string, error) { return "v", nil })
+	pl, err := req.buildPlan(lk, time.Hour, "wp_users", func(string) (string, error) { return "v", nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(pl.Join, ","); got != "wp_g_db_app_readonly" {
-		t.Errorf("join: got %q, want wp_g_db_app_readonly", got)
+	if got := strings.Join(pl.Join, ","); got != "wp_g_db_app_readonly,wp_users" {
+		t.Errorf("join: got %q, want wp_g_db_app_readonly,wp_users (the users group every role joins)", got)
 	}
 	if got := strings.Join(pl.Leave, ","); got != "wp_g_db_public_readwrite" {
 		t.Errorf("leave: got %q, want wp_g_db_public_readwrite", got)
@@ -236,7 +236,7 @@ func TestQuoteLiteral(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	pr := identity.Peer{LoginName: "alice@example.com", MachineName: "laptop", NodeID: "n1"}
-	eff := authz.Effective{Database: "appdb", Preset: authz.Readwrite, Schemas: []string{"public"},
+	eff := authz.Effective{Database: "appdb", Preset: authz.Readwrite, Schemas: authz.SchemaGrants(authz.Readwrite, "public"),
 		SQL: []string{"GRANT INSERT ON public.audit_log TO {{.Role}}"}}
 	role, stmts, err := Explain(ExplainOptions{Now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, pr, eff)
 	if err != nil {
@@ -247,7 +247,7 @@ func TestExplain(t *testing.T) {
 		t.Errorf("role: got %q", role)
 	}
 	for _, want := range []string{
-		`CREATE ROLE "wp_alice_laptop_appdb" WITH LOGIN INHERIT NOSUPERUSER`, `PASSWORD '<redacted>' VALID UNTIL '2030-01-03 03:04:05+00'`,
+		`CREATE ROLE "wp_alice_laptop_appdb" WITH LOGIN INHERIT NOSUPERUSER`, `PASSWORD '<redacted>' VALID UNTIL '2030-01-02 03:04:50+00'`,
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "public" TO "wp_g_appdb_public_readwrite"`,
 		`GRANT "wp_g_appdb_public_readwrite" TO "wp_alice_laptop_appdb"`,
 		`GRANT CONNECT ON DATABASE "appdb" TO "wp_alice_laptop_appdb"`,

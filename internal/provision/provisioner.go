@@ -22,10 +22,18 @@ const DefaultTTL = 24 * time.Hour
 const (
 	// workConns bounds each per-database pool of admin connections.
 	workConns = 4
-	// lockConns bounds the admin-database connections that hold role locks
-	// while leases are outstanding; one per role being rotated.
-	lockConns = 32
+	// adminConns bounds the admin-database pool. Leases hold no
+	// connection (on CockroachDB, a lock holds one until released).
+	adminConns = 32
+	// adminLockTimeout bounds every lock wait of an admin statement
+	// (lock_timeout), so that a lock held by anyone — a granted user's
+	// uncommitted DDL on its own table, another instance — delays
+	// provisioning by at most this, then fails it with a clear error.
+	adminLockTimeout = time.Second
 )
+
+// DefaultPasswordLifetime is Options.PasswordLifetime when zero.
+const DefaultPasswordLifetime = 45 * time.Second
 
 // Options configures a Provisioner.
 type Options struct {
@@ -37,10 +45,16 @@ type Options struct {
 	// Prefix starts every role name; "" means DefaultPrefix. It must pass
 	// ValidatePrefix.
 	Prefix string
-	// TTL is how long a role's password stays valid after its last Ensure
-	// (VALID UNTIL now()+TTL); Cleanup drops roles whose VALID UNTIL has
-	// passed. 0 means DefaultTTL.
+	// TTL is how long a role may stay unused: Cleanup removes (or, when it
+	// owns objects, deactivates) roles not used by any Ensure, Reconcile or
+	// Touch for longer. 0 means DefaultTTL.
 	TTL time.Duration
+	// PasswordLifetime is how long each password Ensure sets stays valid
+	// (VALID UNTIL now()+PasswordLifetime): long enough for the login that
+	// follows, short enough that a password the role sets itself (ALTER
+	// ROLE CURRENT_USER PASSWORD needs no privilege) stops working soon.
+	// Open sessions are not affected. 0 means DefaultPasswordLifetime.
+	PasswordLifetime time.Duration
 	// SCRAMIterations is the PBKDF2 iteration count of password verifiers;
 	// 0 means DefaultSCRAMIterations.
 	SCRAMIterations int
@@ -64,6 +78,7 @@ type Stats struct {
 	Terminated    int64 // backend sessions Terminate ended
 	CleanupRuns   int64 // Cleanup passes
 	RolesDropped  int64 // roles dropped by Cleanup
+	Deactivated   int64 // roles Cleanup kept NOLOGIN because they own objects
 	SkippedActive int64 // expired roles kept because they were in use
 	CleanupErrors int64 // roles Cleanup failed to drop
 }
@@ -71,7 +86,8 @@ type Stats struct {
 type counters struct {
 	provisioned, created, rotations, coalesced, ensureErrors, retries atomic.Int64
 	warm, reconciles, touched, terminated                             atomic.Int64
-	cleanupRuns, rolesDropped, skippedActive, cleanupErrors           atomic.Int64
+	cleanupRuns, rolesDropped, rolesDeactivated, skippedActive        atomic.Int64
+	cleanupErrors                                                     atomic.Int64
 }
 
 // Provisioner manages backend roles for one backend and admin login. It is
@@ -80,7 +96,7 @@ type Provisioner struct {
 	opts       Options
 	baseConfig *pgxpool.Config
 	adminDB    string
-	locks      *pgxpool.Pool // admin database; connections hold role locks
+	admin      *pgxpool.Pool // admin database: lookups, leases, role DDL, cleanup
 	crdb       bool          // the backend is CockroachDB
 	md5        bool          // password_encryption = md5
 	log        *slog.Logger
@@ -88,6 +104,7 @@ type Provisioner struct {
 	stats      counters
 	warm       warmCache // role states for the warm path
 	unlocking  sync.Map  // *roleLock → chan struct{}: unlocks running after Release
+	dbLocks    sync.Map  // database name → chan struct{} (capacity 1): one provisioning transaction per database at a time
 	// clockOffset is the server's clock minus ours (ns), from the last lookup.
 	clockOffset atomic.Int64
 
@@ -110,8 +127,11 @@ func New(ctx context.Context, opts Options) (*Provisioner, error) {
 	if opts.TTL == 0 {
 		opts.TTL = DefaultTTL
 	}
-	if opts.TTL < 0 || opts.SCRAMIterations < 0 {
-		return nil, errors.New("provision: TTL and SCRAMIterations must not be negative")
+	if opts.PasswordLifetime == 0 {
+		opts.PasswordLifetime = DefaultPasswordLifetime
+	}
+	if opts.TTL < 0 || opts.SCRAMIterations < 0 || opts.PasswordLifetime < 0 {
+		return nil, errors.New("provision: TTL, PasswordLifetime and SCRAMIterations must not be negative")
 	}
 	if opts.SCRAMIterations == 0 {
 		opts.SCRAMIterations = DefaultSCRAMIterations
@@ -129,52 +149,57 @@ func New(ctx context.Context, opts Options) (*Provisioner, error) {
 	}
 	cfg.ConnConfig.OnNotice = p.onNotice
 	p.baseConfig, p.adminDB = cfg, cfg.ConnConfig.Database
-	if p.locks, err = p.newPool(p.adminDB, lockConns); err != nil {
+	if p.admin, err = p.newPool(p.adminDB, adminConns); err != nil {
 		return nil, err
 	}
 	if err := p.detect(ctx); err != nil {
-		p.locks.Close()
+		p.admin.Close()
 		return nil, err
 	}
 	if !p.crdb {
-		if err := p.hardenSearchPath(); err != nil {
+		if err := p.hardenSession(); err != nil {
 			return nil, err
 		}
+	}
+	if err := p.setupState(ctx); err != nil {
+		p.admin.Close()
+		return nil, err
 	}
 	return p, nil
 }
 
-// hardenSearchPath makes every admin connection made from now on resolve
-// unqualified names in pg_catalog only, and replaces the connections opened
-// so far. Callers with the admin preset may create functions in the
-// schemas they are granted; were those schemas on the admin's search_path,
-// an overload there matching an argument type better than pg_catalog's
-// (CVE-2018-1058) would run with the admin's CREATEROLE during
-// provisioning. Raw SQL in grants must therefore schema-qualify objects.
-func (p *Provisioner) hardenSearchPath() error {
+// hardenSession makes every admin connection made from now on resolve
+// unqualified names in pg_catalog only and wait at most adminLockTimeout
+// for any lock, and replaces the connections opened so far. Callers with
+// the admin preset may create functions in the schemas they are granted;
+// were those schemas on the admin's search_path, an overload there matching
+// an argument type better than pg_catalog's (CVE-2018-1058) would run with
+// the admin's CREATEROLE during provisioning. Raw SQL in grants must therefore schema-qualify objects.
+func (p *Provisioner) hardenSession() error {
 	p.baseConfig.ConnConfig.RuntimeParams["search_path"] = "pg_catalog"
-	locks, err := p.newPool(p.adminDB, lockConns)
+	p.baseConfig.ConnConfig.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", adminLockTimeout.Milliseconds())
+	admin, err := p.newPool(p.adminDB, adminConns)
 	if err != nil {
-		p.locks.Close()
+		p.admin.Close()
 		return err
 	}
-	p.locks.Close()
-	p.locks = locks
+	p.admin.Close()
+	p.admin = admin
 	return nil
 }
 
 // detect reads the server version and password_encryption.
 func (p *Provisioner) detect(ctx context.Context) error {
 	var version string
-	if err := p.locks.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+	if err := p.admin.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
 		return backendErr("connect to admin database", err)
 	}
 	p.crdb = strings.Contains(version, "CockroachDB")
 	if p.crdb {
-		return p.crdbSetup(ctx)
+		return nil
 	}
 	var enc string
-	if err := p.locks.QueryRow(ctx, "SHOW password_encryption").Scan(&enc); err != nil {
+	if err := p.admin.QueryRow(ctx, "SHOW password_encryption").Scan(&enc); err != nil {
 		return backendErr("read password_encryption", err)
 	}
 	p.md5 = enc == "md5"
@@ -234,7 +259,7 @@ func (p *Provisioner) resetPools() {
 	if p.closed {
 		return
 	}
-	p.locks.Reset()
+	p.admin.Reset()
 	for _, pool := range p.pools {
 		pool.Reset()
 	}
@@ -247,7 +272,7 @@ func (p *Provisioner) Stats() Stats {
 		Provisioned: c.provisioned.Load(), Created: c.created.Load(), Rotations: c.rotations.Load(),
 		Coalesced: c.coalesced.Load(), EnsureErrors: c.ensureErrors.Load(), Retries: c.retries.Load(),
 		Warm: c.warm.Load(), Reconciles: c.reconciles.Load(), Touched: c.touched.Load(), Terminated: c.terminated.Load(),
-		CleanupRuns: c.cleanupRuns.Load(), RolesDropped: c.rolesDropped.Load(),
+		CleanupRuns: c.cleanupRuns.Load(), RolesDropped: c.rolesDropped.Load(), Deactivated: c.rolesDeactivated.Load(),
 		SkippedActive: c.skippedActive.Load(), CleanupErrors: c.cleanupErrors.Load(),
 	}
 }
@@ -256,8 +281,8 @@ func (p *Provisioner) Stats() Stats {
 func (p *Provisioner) IsCockroachDB() bool { return p.crdb }
 
 // Close closes all connections. Ensure calls after Close fail with a Closed
-// error. Close waits for outstanding Leases to be released (their locks are
-// held on pooled connections); it is idempotent.
+// error. Close waits for the admin connections in use (on CockroachDB, those
+// holding the locks of outstanding Leases); it is idempotent.
 func (p *Provisioner) Close() {
 	p.mu.Lock()
 	if p.closed {
@@ -271,7 +296,7 @@ func (p *Provisioner) Close() {
 	for _, pool := range pools {
 		pool.Close()
 	}
-	p.locks.Close()
+	p.admin.Close()
 }
 
 // noticeLog collects the notices one connection receives during a

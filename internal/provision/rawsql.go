@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
+	"text/template/parse"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -21,8 +22,12 @@ type SQLData struct {
 }
 
 // RenderSQL quotes role, database and user, then executes tmpl (Go
-// text/template) with them. It does not validate the result; see
-// ValidateSQL.
+// text/template) with them. A template is plain text with the
+// substitutions {{.Role}}, {{.Database}} and {{.User}} and nothing else:
+// no range, if, with, template, variables, functions or pipelines (a grant
+// author has no use for them, and {{range 1000000000}} would run for a
+// long time). The rendering is bounded by maxSQLTemplateLen as it is
+// written. It does not validate the result; see ValidateSQL.
 func RenderSQL(tmpl, role, database, user string) (string, error) {
 	if len(tmpl) > maxSQLTemplateLen {
 		return "", fmt.Errorf("sql template longer than %d bytes", maxSQLTemplateLen)
@@ -31,15 +36,70 @@ func RenderSQL(tmpl, role, database, user string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parse sql template: %w", err)
 	}
-	var b strings.Builder
+	if err := onlySubstitutions(t); err != nil {
+		return "", err
+	}
+	b := &boundedWriter{max: maxSQLTemplateLen}
 	data := SQLData{Role: quoteIdent(role), Database: quoteIdent(database), User: quoteLiteral(user)}
-	if err := t.Execute(&b, data); err != nil {
+	if err := t.Execute(b, data); err != nil {
+		if errors.Is(err, errTooLong) {
+			return "", fmt.Errorf("rendered sql longer than %d bytes", maxSQLTemplateLen)
+		}
 		return "", fmt.Errorf("execute sql template: %w", err)
 	}
-	if b.Len() > maxSQLTemplateLen {
-		return "", fmt.Errorf("rendered sql longer than %d bytes", maxSQLTemplateLen)
-	}
 	return b.String(), nil
+}
+
+// onlySubstitutions refuses a template that is anything but text and
+// {{.Role}}, {{.Database}} or {{.User}} actions.
+func onlySubstitutions(t *template.Template) error {
+	if len(t.Templates()) > 1 {
+		return errors.New("sql template: {{define}} and {{block}} are not allowed")
+	}
+	for _, n := range t.Tree.Root.Nodes {
+		switch n := n.(type) {
+		case *parse.TextNode:
+		case *parse.ActionNode:
+			if !isField(n.Pipe) {
+				return fmt.Errorf("sql template: %s is not allowed; only {{.Role}}, {{.Database}} and {{.User}}", n)
+			}
+		default:
+			return fmt.Errorf("sql template: %s is not allowed; only {{.Role}}, {{.Database}} and {{.User}}", n)
+		}
+	}
+	return nil
+}
+
+// isField reports whether pipe is exactly one of .Role, .Database, .User.
+func isField(pipe *parse.PipeNode) bool {
+	if pipe == nil || len(pipe.Decl) > 0 || len(pipe.Cmds) != 1 || len(pipe.Cmds[0].Args) != 1 {
+		return false
+	}
+	f, ok := pipe.Cmds[0].Args[0].(*parse.FieldNode)
+	if !ok || len(f.Ident) != 1 {
+		return false
+	}
+	switch f.Ident[0] {
+	case "Role", "Database", "User":
+		return true
+	}
+	return false
+}
+
+// errTooLong is boundedWriter's error.
+var errTooLong = errors.New("output too long")
+
+// boundedWriter is a strings.Builder that refuses to grow past max bytes.
+type boundedWriter struct {
+	strings.Builder
+	max int
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if w.Len()+len(p) > w.max {
+		return 0, errTooLong
+	}
+	return w.Builder.Write(p)
 }
 
 // ValidateSQL parses sql with PostgreSQL's own parser (pg_query) and accepts

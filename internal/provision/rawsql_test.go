@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -97,6 +98,40 @@ func TestRenderSQL_Errors(t *testing.T) {
 		if _, err := RenderSQL(tmpl, testRole, "db", "u"); err == nil {
 			t.Errorf("RenderSQL(%.20q): got nil error", tmpl)
 		}
+	}
+}
+
+// TestRenderSQL_OnlySubstitutions: a grant author (or whoever edits the
+// policy) cannot make provisioning loop or allocate without bound. Every
+// construct but the three substitutions is refused before execution, and
+// the output is bounded while it is written.
+func TestRenderSQL_OnlySubstitutions(t *testing.T) {
+	for _, tmpl := range []string{
+		"{{range 1000000000}}{{end}}",
+		"{{range 1000000000}}x{{end}}",
+		"{{if .Role}}GRANT{{end}}",
+		"{{with .Role}}{{.}}{{end}}",
+		`{{define "x"}}y{{end}}{{template "x"}}`,
+		`{{block "x" .}}y{{end}}`,
+		"{{$r := .Role}}{{$r}}",
+		"{{.Role | printf \"%s\"}}",
+		"{{printf \"%0100000000d\" 1}}",
+		"{{.}}",
+		"{{.Role.Len}}",
+	} {
+		start := time.Now()
+		_, err := RenderSQL(tmpl, testRole, "db", "u")
+		if err == nil {
+			t.Errorf("RenderSQL(%q): got nil error, want refused", tmpl)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("RenderSQL(%q) ran for %v; it must refuse before executing", tmpl, d)
+		}
+	}
+	// The bound applies to what is written, not only to the result.
+	w := &boundedWriter{max: 4}
+	if _, err := w.Write([]byte("12345")); !errors.Is(err, errTooLong) {
+		t.Errorf("boundedWriter: got %v writing 5 bytes with max 4, want errTooLong", err)
 	}
 }
 

@@ -19,18 +19,27 @@ type ownerRecord struct {
 	Kind     string `json:"kind"`              // recordUser or recordGroup
 	Subject  string `json:"subject,omitempty"` // identity.Peer.Subject (users)
 	Node     string `json:"node,omitempty"`    // identity.Peer.NodeID (users)
+	Machine  string `json:"machine,omitempty"` // identity.Peer.MachineName (users); informational
 	Database string `json:"db"`                // the database the role is for
 	Schema   string `json:"schema,omitempty"`  // groups: the schema
 	Preset   string `json:"preset,omitempty"`  // groups; users only when preset-limited
 	SQL      string `json:"sql,omitempty"`     // users: hash of the raw SQL last applied
 	Grant    string `json:"grant,omitempty"`   // users: hash of the grant last applied (see request.fingerprint)
+	State    string `json:"state,omitempty"`   // users: stateInactive after Cleanup deactivated the role
 }
 
-// sameOwner reports whether r and o describe the same identity (SQL and
-// Grant are state, not identity).
+// stateInactive marks a user role Cleanup deactivated (NOLOGIN, no
+// memberships, no privileges) because it still owns objects.
+const stateInactive = "inactive"
+
+// sameOwner reports whether r and o describe the same identity (SQL, Grant
+// and State are state, not identity; Machine is informational: a node's
+// machine can be renamed).
 func (r ownerRecord) sameOwner(o ownerRecord) bool {
 	r.SQL, o.SQL = "", ""
 	r.Grant, o.Grant = "", ""
+	r.State, o.State = "", ""
+	r.Machine, o.Machine = "", ""
 	return r == o
 }
 

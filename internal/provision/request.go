@@ -23,6 +23,7 @@ type request struct {
 // groupRequest is one desired group with its two candidate names.
 type groupRequest struct {
 	schema, primary, alternate string
+	preset                     authz.Preset
 	record                     ownerRecord
 }
 
@@ -43,6 +44,9 @@ func newRequest(prefix string, peer identity.Peer, eff authz.Effective) (*reques
 	if _, err := privilegesOf(eff.Preset); err != nil {
 		return nil, err
 	}
+	if len(eff.Schemas) == 0 {
+		eff.Schemas = authz.SchemaGrants(eff.Preset, "public")
+	}
 	var namePreset authz.Preset
 	if eff.PresetLimited {
 		namePreset = eff.Preset
@@ -53,20 +57,24 @@ func newRequest(prefix string, peer identity.Peer, eff authz.Effective) (*reques
 		primary:   RoleName(prefix, peer, eff.Database, namePreset),
 		alternate: ClashRoleName(prefix, peer, eff.Database, namePreset),
 		want: ownerRecord{Waypoint: 1, Kind: recordUser, Subject: peer.Subject(), Node: peer.NodeID,
-			Database: eff.Database, Preset: string(namePreset)},
+			Machine: peer.MachineName, Database: eff.Database, Preset: string(namePreset)},
 	}
 	schemas := slices.Clone(eff.Schemas)
-	if len(schemas) == 0 {
-		schemas = []string{"public"}
-	}
-	slices.Sort(schemas)
-	for _, s := range slices.Compact(schemas) {
+	slices.SortFunc(schemas, func(a, b authz.SchemaGrant) int { return strings.Compare(a.Schema, b.Schema) })
+	for i, s := range schemas {
+		if i > 0 && s.Schema == schemas[i-1].Schema {
+			return nil, &Error{Kind: BadSQL, Object: "schema " + s.Schema, Msg: "schema listed twice in one decision"}
+		}
+		if _, err := privilegesOf(s.Preset); err != nil {
+			return nil, err
+		}
 		r.groups = append(r.groups, groupRequest{
-			schema:    s,
-			primary:   GroupName(prefix, eff.Database, s, eff.Preset),
-			alternate: clashGroupName(prefix, eff.Database, s, eff.Preset),
+			schema:    s.Schema,
+			preset:    s.Preset,
+			primary:   GroupName(prefix, eff.Database, s.Schema, s.Preset),
+			alternate: clashGroupName(prefix, eff.Database, s.Schema, s.Preset),
 			record: ownerRecord{Waypoint: 1, Kind: recordGroup, Database: eff.Database,
-				Schema: s, Preset: string(eff.Preset)},
+				Schema: s.Schema, Preset: string(s.Preset)},
 		})
 	}
 	// Validate the raw SQL before anything runs, with the name most likely
@@ -88,7 +96,7 @@ func (r *request) key() string {
 func (r *request) fingerprint() string {
 	parts := []string{string(r.eff.Preset)}
 	for _, g := range r.groups {
-		parts = append(parts, g.schema)
+		parts = append(parts, g.schema+"="+string(g.preset))
 	}
 	parts = append(parts, "\x01")
 	parts = append(parts, r.eff.SQL...)
@@ -113,9 +121,11 @@ func (r *request) lookupNames() []string {
 	return names
 }
 
-// buildPlan decides what to change from the lookup. verifier computes the
+// buildPlan decides what to change from the lookup. lifetime is how long
+// the password stays valid (VALID UNTIL lk.Now+lifetime); users is the
+// group every role joins (see Options.Prefix); verifier computes the
 // password hash for the final role name.
-func (r *request) buildPlan(lk *lookup, ttl time.Duration, verifier func(role string) (string, error)) (*plan, error) {
+func (r *request) buildPlan(lk *lookup, lifetime time.Duration, users string, verifier func(role string) (string, error)) (*plan, error) {
 	name, exists, err := resolveName(r.primary, r.alternate, r.want, lk.Roles)
 	if err != nil {
 		return nil, err
@@ -138,7 +148,7 @@ func (r *request) buildPlan(lk *lookup, ttl time.Duration, verifier func(role st
 		AdminJoin:   !exists || !old.adminHas,
 		ResetDirect: exists && old.record.SQL != "" && old.record.SQL != rec.SQL,
 		Password:    pw,
-		ValidUntil:  lk.Now.Add(ttl).UTC().Format("2006-01-02 15:04:05.999999") + "+00",
+		ValidUntil:  lk.Now.Add(lifetime).UTC().Format("2006-01-02 15:04:05.999999") + "+00",
 		RawSQL:      raw,
 	}
 	desired := map[string]bool{}
@@ -148,7 +158,7 @@ func (r *request) buildPlan(lk *lookup, ttl time.Duration, verifier func(role st
 			return nil, err
 		}
 		desired[gname] = true
-		pl.Groups = append(pl.Groups, groupPlan{Name: gname, Schema: g.schema, Preset: r.eff.Preset, Create: !gexists, Record: g.record})
+		pl.Groups = append(pl.Groups, groupPlan{Name: gname, Schema: g.schema, Preset: g.preset, Create: !gexists, Record: g.record})
 	}
 	current := map[string]bool{}
 	for _, m := range lk.Members[name] {
@@ -161,6 +171,9 @@ func (r *request) buildPlan(lk *lookup, ttl time.Duration, verifier func(role st
 		if !current[g.Name] {
 			pl.Join = append(pl.Join, g.Name)
 		}
+	}
+	if users != "" && !current[users] {
+		pl.Join = append(pl.Join, users)
 	}
 	slices.Sort(pl.Leave)
 	return pl, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // privileges match req, and returns the lock still held. On error nothing
 // is held.
 //
-// The warm path (see rotateWarm) is one pipeline on the lock connection
+// The warm path (see rotateWarm) is one pipeline on an admin connection
 // that locks, checks and rotates, while the objects fingerprint of the
 // granted schemas is read in parallel in the target database. Only when
 // something changed (or nothing is cached) does rotate look the roles up and
@@ -26,7 +27,6 @@ func (p *Provisioner) rotate(ctx context.Context, req *request) (role, password 
 	if err != nil {
 		return "", "", false, nil, backendErr("generate password", err)
 	}
-	members := []string{req.primary, req.alternate}
 	var lk *lookup
 	if e, ok := p.warm.get(req, time.Now()); ok {
 		objects := p.objectsFingerprint(ctx, req)
@@ -42,18 +42,19 @@ func (p *Provisioner) rotate(ctx context.Context, req *request) (role, password 
 			return e.role, password, false, lock, nil
 		}
 		p.warm.forget(req.key())
-		if lk, err = p.lookupRoles(ctx, lock.conn, req.lookupNames(), members); err != nil {
-			lock.unlock()
-			return "", "", false, nil, err
+		if lock != nil {
+			if lk, err = p.lookupRoles(ctx, p.admin, req.lookupNames(), []string{req.primary, req.alternate}); err != nil {
+				lock.unlock()
+				return "", "", false, nil, err
+			}
 		}
-	} else {
-		b, l := p.queueLookup(req.lookupNames(), members)
-		if lock, err = p.lockRoles(ctx, members, b); err != nil {
-			return "", "", false, nil, err
-		}
-		lk = l
 	}
-	pl, err := p.applyLocked(ctx, req, lock, lk, password)
+	if lock == nil {
+		if lock, lk, err = p.lockAndLookup(ctx, req); err != nil {
+			return "", "", false, nil, err
+		}
+	}
+	pl, err := p.applyLocked(ctx, req, lk, password)
 	if err != nil {
 		lock.unlock()
 		return "", "", false, nil, err
@@ -65,21 +66,27 @@ func (p *Provisioner) rotate(ctx context.Context, req *request) (role, password 
 	return pl.Role, password, pl.CreateRole, lock, nil
 }
 
-// applyLocked decides the plan from lk and runs it, retrying once after a
-// concurrent-update conflict (with a fresh lookup on the lock connection).
-// password "" keeps the role's password. On success the role is cached for
-// the warm path (see remember). The caller holds lock and keeps it either
-// way.
-func (p *Provisioner) applyLocked(ctx context.Context, req *request, lock *roleLock, lk *lookup, password string) (*plan, error) {
+// maxApplyAttempts bounds how often applyLocked runs the provisioning
+// transaction when it meets a concurrent-update conflict (another instance
+// granting on the same catalog rows at the same moment).
+const maxApplyAttempts = 3
+
+// applyLocked decides the plan from lk and runs it, retrying after a
+// concurrent-update conflict (with a fresh lookup). password "" keeps the
+// role's password. On success the role is cached for the warm path (see
+// remember). The caller holds the role's lock and keeps it either way.
+func (p *Provisioner) applyLocked(ctx context.Context, req *request, lk *lookup, password string) (*plan, error) {
 	verifier := func(role string) (string, error) {
 		if password == "" {
 			return "", nil
 		}
 		return p.verifier(password, role)
 	}
-	members := []string{req.primary, req.alternate}
-	for attempt := 0; ; attempt++ {
-		pl, err := req.buildPlan(lk, p.opts.TTL, verifier)
+	for attempt := 1; ; attempt++ {
+		pl, err := req.buildPlan(lk, p.opts.PasswordLifetime, UsersGroup(p.opts.Prefix), verifier)
+		if err == nil && p.crdb && pl.ResetDirect {
+			pl.Revoke, err = p.crdbRevokes(ctx, pl)
+		}
 		if err == nil {
 			pl.CRDBRecords = p.crdbRecords()
 			if p.cacheable(req) {
@@ -91,14 +98,24 @@ func (p *Provisioner) applyLocked(ctx context.Context, req *request, lock *roleL
 			p.remember(req, pl)
 			return pl, nil
 		}
-		if attempt > 0 || !isConflict(err) {
+		if attempt == maxApplyAttempts || !isConflict(err) {
 			return nil, err
 		}
 		p.stats.retries.Add(1)
-		if lk, err = p.lookupRoles(ctx, lock.conn, req.lookupNames(), members); err != nil {
+		if err := sleepCtx(ctx, conflictBackoff(attempt)); err != nil {
+			return nil, backendErr("retry provisioning", err)
+		}
+		if lk, err = p.lookupRoles(ctx, p.admin, req.lookupNames(), []string{req.primary, req.alternate}); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// conflictBackoff is the pause before retrying after the attempt-th
+// concurrent-update conflict: a few random milliseconds, growing, so that
+// two instances that collided do not collide again.
+func conflictBackoff(attempt int) time.Duration {
+	return time.Duration(attempt) * time.Duration(1+mrand.IntN(10)) * time.Millisecond
 }
 
 // cacheable reports whether req's role state may be cached for the warm
@@ -121,11 +138,12 @@ func (p *Provisioner) remember(req *request, pl *plan) {
 	})
 }
 
-// rotateWarm runs the warm path for the cached state e: one pipeline on a
-// lock connection (one implicit transaction, with synchronous_commit off: a
-// rotation lost in a crash is harmless, the next Ensure rotates again) that
+// rotateWarm runs the warm path for the cached state e: one pipeline on an
+// admin connection, one implicit transaction (with synchronous_commit off:
+// a rotation lost in a crash is harmless, the next Ensure rotates again)
+// that
 //
-//  1. takes the role locks (session-level advisory locks, as lockRoles);
+//  1. takes the role's lease and marks the role used (acquireSQL);
 //  2. checks that e.role is a login role whose owner record is still exactly
 //     e.comment, i.e. no instance reconciled it to another grant since: the
 //     check divides by the number of matching roles, so a mismatch is an
@@ -133,42 +151,37 @@ func (p *Provisioner) remember(req *request, pl *plan) {
 //  3. sets the password verifier and VALID UNTIL in one ALTER ROLE.
 //
 // done is true when that worked and the objects fingerprint, read in
-// parallel, still equals e.objects: nothing else is to be done. When done
-// is false without error the locks are held and the caller must reconcile.
-// On error nothing is held.
+// parallel, still equals e.objects: nothing else is to be done. Otherwise,
+// lock is the lease when it is held (the caller must look up and
+// reconcile), or nil when the transaction failed as a whole (the lease is
+// another instance's, or the role changed): the caller takes the cold path.
 func (p *Provisioner) rotateWarm(ctx context.Context, req *request, e warmEntry, password string, objects *pendingFingerprint) (lock *roleLock, done bool, err error) {
 	v, err := p.verifier(password, e.role)
 	if err != nil {
 		return nil, false, backendErr("hash password", err)
 	}
-	conn, err := p.locks.Acquire(ctx)
+	conn, err := p.admin.Acquire(ctx)
 	if err != nil {
 		return nil, false, backendErr("acquire admin connection", err)
 	}
-	lock = &roleLock{conn: conn}
+	defer conn.Release()
 	if _, err := conn.Conn().Prepare(ctx, warmCheckName, warmCheckSQL); err != nil { // once per connection
-		lock.discard()
 		return nil, false, backendErr("prepare warm check", err)
 	}
+	lock = p.newLock([]string{req.primary, req.alternate})
 	sum := md5.Sum([]byte(e.comment))
 	batch := &pgconn.Batch{}
-	for _, n := range []string{req.primary, req.alternate} {
-		k := lockKey(n)
-		lock.keys = append(lock.keys, k)
-		batch.ExecParams(fmt.Sprintf("SELECT pg_advisory_lock(%d)", k), nil, nil, nil, nil)
-	}
+	batch.ExecParams(lock.acquireSQL(true), nil, nil, nil, nil)
 	batch.ExecParams("SELECT set_config('synchronous_commit', 'off', true)", nil, nil, nil, nil)
 	batch.ExecPrepared(warmCheckName, [][]byte{[]byte(e.role), []byte(hex.EncodeToString(sum[:]))}, nil, nil)
 	batch.ExecParams(fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s VALID UNTIL %s",
 		quoteIdent(e.role), quoteLiteral(v), quoteLiteral(p.validUntil())), nil, nil, nil, nil)
-	results, err := conn.Conn().PgConn().ExecBatch(ctx, batch).ReadAll()
-	if err != nil {
+	if _, err := conn.Conn().PgConn().ExecBatch(ctx, batch).ReadAll(); err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && allSucceeded(results, len(lock.keys)) {
-			p.log.Debug("warm rotation refused; reconciling", "role", e.role, "err", err)
-			return lock, false, nil // locked; the role changed: reconcile
+		if errors.As(err, &pgErr) {
+			p.log.Debug("warm rotation refused; taking the cold path", "role", e.role, "err", err)
+			return nil, false, nil
 		}
-		lock.discard()
 		return nil, false, backendErr("rotate password", err)
 	}
 	if fp, ferr := objects.wait(); ferr != nil || fp != e.objects {
@@ -188,25 +201,12 @@ const (
  WHERE r.rolname = $1 AND r.rolcanlogin AND md5(coalesce(shobj_description(r.oid, 'pg_authid'), '')) = $2`
 )
 
-// validUntil is VALID UNTIL now()+TTL by the server's clock, estimated from
+// validUntil is VALID UNTIL now()+PasswordLifetime by the server's clock, estimated from
 // the local clock and the offset seen at the last lookup, as a timestamp
 // literal in UTC.
 func (p *Provisioner) validUntil() string {
-	t := time.Now().Add(time.Duration(p.clockOffset.Load()) + p.opts.TTL)
+	t := time.Now().Add(time.Duration(p.clockOffset.Load()) + p.opts.PasswordLifetime)
 	return t.UTC().Format("2006-01-02 15:04:05.999999") + "+00"
-}
-
-// allSucceeded reports whether the first n results exist and have no error.
-func allSucceeded(results []*pgconn.Result, n int) bool {
-	if len(results) < n {
-		return false
-	}
-	for _, r := range results[:n] {
-		if r.Err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 // doBlock wraps a PL/pgSQL body in DO with a dollar-quote tag that does not
@@ -217,4 +217,14 @@ func doBlock(body string) string {
 		tag = fmt.Sprintf("$wp%d$", i)
 	}
 	return "DO " + tag + "\n" + body + "\n" + tag
+}
+
+// crdbRevokes lists what ResetDirect must revoke from pl.Role in
+// pl.Database on CockroachDB (which has no DO blocks).
+func (p *Provisioner) crdbRevokes(ctx context.Context, pl *plan) ([]string, error) {
+	pool, err := p.pool(pl.Database)
+	if err != nil {
+		return nil, err
+	}
+	return crdbRevokeDirect(ctx, pool, pl.Role)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
@@ -139,20 +140,7 @@ func (s *Server) requestedPreset(sess *session) authz.Preset {
 
 // changed reports whether the privileges of two decisions differ.
 func changed(a, b authz.Effective) bool {
-	if a.Preset != b.Preset || len(a.Schemas) != len(b.Schemas) || len(a.SQL) != len(b.SQL) {
-		return true
-	}
-	for i := range a.Schemas {
-		if a.Schemas[i] != b.Schemas[i] {
-			return true
-		}
-	}
-	for i := range a.SQL {
-		if a.SQL[i] != b.SQL[i] {
-			return true
-		}
-	}
-	return false
+	return a.Preset != b.Preset || !slices.Equal(a.Schemas, b.Schemas) || !slices.Equal(a.SQL, b.SQL)
 }
 
 // revoke stops sess with reason and terminates its backend session.

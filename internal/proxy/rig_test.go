@@ -45,14 +45,26 @@ type rig struct {
 // if set, adjusts the proxy options before the server is built.
 func newRig(t *testing.T, pg *pgtest.Cluster, mod func(*proxy.Options)) *rig {
 	t.Helper()
+	return newRigWith(t, pg, nil, mod)
+}
+
+// newRigWith is newRig with provMod, if set, adjusting the provisioner's
+// options. The admin database is "postgres", and the policy says so (as
+// serve's does), so that "*" grants never reach it.
+func newRigWith(t *testing.T, pg *pgtest.Cluster, provMod func(*provision.Options), mod func(*proxy.Options)) *rig {
+	t.Helper()
 	pg.CreateAppDatabase(t, "appdb")
 	tn := tailnettest.New(t)
 	node := tn.StartNode(t, "waypoint-db")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	prov, err := provision.New(ctx, provision.Options{
+	provOpts := provision.Options{
 		AdminConnString: pg.ConnString(pg.AdminUser, pg.AdminPassword, "postgres"),
-	})
+	}
+	if provMod != nil {
+		provMod(&provOpts)
+	}
+	prov, err := provision.New(ctx, provOpts)
 	if err != nil {
 		t.Fatalf("provision.New: %v", err)
 	}
@@ -64,6 +76,7 @@ func newRig(t *testing.T, pg *pgtest.Cluster, mod func(*proxy.Options)) *rig {
 		Provisioner: prov,
 		Backend:     proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
 		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
+		Policy:      authz.Policy{AdminDatabase: "postgres"},
 	}
 	if mod != nil {
 		mod(&opts)
