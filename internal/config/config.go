@@ -223,12 +223,13 @@ type Postgres struct {
 	// UserPrefix starts every provisioned role name (key user_prefix).
 	// Default "wp_"; matches ^[a-z_][a-z0-9_]*$, at most 20 bytes.
 	UserPrefix string
-	// UserTTL is how long an unused role may live, also its VALID UNTIL
-	// horizon (key user_ttl). Default 24h; must be positive.
+	// UserTTL is how long a role may stay unused before cleanup removes or
+	// deactivates it (key user_ttl). Default 24h; must be positive.
+	// Passwords have their own, short lifetime (provision.Options).
 	UserTTL time.Duration
 	// CleanupInterval is the period of the expired-role sweep (key
-	// cleanup_interval). Default 5m; 0 disables the sweep (roles still expire
-	// through VALID UNTIL).
+	// cleanup_interval). Default 5m; 0 disables the sweep (idle roles then
+	// stay, but cannot log in: their passwords have expired).
 	CleanupInterval time.Duration
 	// AllowRawSQL overrides Provisioning.AllowRawSQL for this listener (key
 	// allow_raw_sql). Nil, the default, inherits it; see

@@ -177,15 +177,19 @@ func (p *Provisioner) Databases(ctx context.Context) ([]string, error) {
 	return dbs, nil
 }
 
-// DescribeLoginError explains an error from New (a failed admin login) for
-// an operator: what failed, and which configuration key to check, e.g.
-// ("password authentication failed", "check admin_password"). It never
-// includes the password.
+// DescribeLoginError explains an error from New (a failed admin login, or
+// an admin that cannot set up Waypoint's state: no CREATEROLE, no CREATE on
+// the admin database) for an operator: what failed, and what to check,
+// e.g. ("password authentication failed", "check admin_password"). It
+// never includes the password.
 func DescribeLoginError(err error) (what, hint string) {
 	what, hint = err.Error(), "check backend, admin_user and admin_password"
 	var pgErr *pgconn.PgError
 	var netErr net.Error
+	var perr *Error
 	switch {
+	case errors.As(err, &perr) && (perr.Kind == CannotGrant || perr.Kind == Clash):
+		what, hint = perr.Msg, "the admin logged in but lacks what Waypoint needs at start; see the README's admin role section"
 	case errors.As(err, &pgErr) && pgErr.Code == "28P01":
 		what, hint = "password authentication failed", "check admin_password"
 	case errors.As(err, &pgErr) && pgErr.Code == "28000":
