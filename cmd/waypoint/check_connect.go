@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/config"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 )
 
@@ -41,8 +42,13 @@ func checkConnect(cfg *config.Config, databases, schemas []string, stdout io.Wri
 func checkListener(ctx context.Context, l *config.Listener, databases, schemas []string, w io.Writer) bool {
 	pg := l.Postgres
 	fmt.Fprintf(w, "listener %s: admin %s at %s\n", l.Name, pg.AdminUser, l.Backend)
+	connString, err := adminConnString(l)
+	if err != nil {
+		fmt.Fprintf(w, "  FAIL %v\n", err)
+		return false
+	}
 	prov, err := provision.New(ctx, provision.Options{
-		AdminConnString: adminConnString(l),
+		AdminConnString: connString,
 		Prefix:          pg.UserPrefix,
 		TTL:             pg.UserTTL,
 	})
@@ -83,6 +89,9 @@ func checkListener(ctx context.Context, l *config.Listener, databases, schemas [
 // failed: password authentication failed — check admin_password".
 func adminLoginError(l *config.Listener, err error) string {
 	what, hint := provision.DescribeLoginError(err)
+	if ae, ok := pgwire.AuthMethodRefused(err); ok {
+		what, hint = ae.Reason(), ae.Advice()
+	}
 	return fmt.Sprintf("admin login as %s to %s failed: %s — %s", l.Postgres.AdminUser, l.Backend, what, hint)
 }
 
