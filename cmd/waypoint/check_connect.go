@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
@@ -57,6 +59,11 @@ func checkListener(ctx context.Context, l *config.Listener, databases, schemas [
 		return false
 	}
 	defer prov.Close()
+	if !prov.IsCockroachDB() {
+		if warn := passwordEncryptionWarning(ctx, connString); warn != "" {
+			fmt.Fprintf(w, "  WARN %s\n", warn)
+		}
+	}
 	dbs := databases
 	if len(dbs) == 0 {
 		if dbs, err = prov.Databases(ctx); err != nil {
@@ -82,6 +89,31 @@ func checkListener(ctx context.Context, l *config.Listener, databases, schemas [
 	}
 	fmt.Fprintln(w, "  ok: LOGIN, CREATEROLE, CONNECT and the right to grant every preset on every object checked")
 	return true
+}
+
+// passwordEncryptionWarning logs in as the admin and returns a warning when
+// the server's password_encryption is md5, or "" when it is not. Provisioning
+// then sets each role's password as its md5 hash, and that hash is as good as
+// the password to md5 authentication, for anyone who reads it in a statement
+// log or in pg_authid. A failure to read the setting is itself returned as
+// the warning.
+func passwordEncryptionWarning(ctx context.Context, connString string) string {
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return fmt.Sprintf("could not read password_encryption: %v", explainLoginError(err))
+	}
+	defer conn.Close(ctx)
+	var enc string
+	if err := conn.QueryRow(ctx, "SHOW password_encryption").Scan(&enc); err != nil {
+		return fmt.Sprintf("could not read password_encryption: %v", err)
+	}
+	if enc != "md5" {
+		return ""
+	}
+	return "password_encryption is md5 on this server: Waypoint then sets each role's password as its md5 hash, " +
+		"which md5 authentication accepts in place of the password, so the hash in a statement log or in pg_authid " +
+		"is as good as the password; set it to scram-sha-256 " +
+		"(ALTER SYSTEM SET password_encryption = 'scram-sha-256'; SELECT pg_reload_conf();)"
 }
 
 // adminLoginError explains a failed admin login in the terms of the
