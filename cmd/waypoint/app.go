@@ -90,14 +90,18 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 
 func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *config.Listener, logger *slog.Logger) (*runningListener, error) {
 	log := logger.With("listener", l.Name)
+	connString, err := adminConnString(l)
+	if err != nil {
+		return nil, err
+	}
 	prov, err := provision.New(ctx, provision.Options{
-		AdminConnString: adminConnString(l),
+		AdminConnString: connString,
 		Prefix:          l.Postgres.UserPrefix,
 		TTL:             l.Postgres.UserTTL,
 		Logger:          log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("admin login to %s: %w", l.Backend, err)
+		return nil, fmt.Errorf("admin login to %s: %w", l.Backend, explainLoginError(err))
 	}
 	tlsConfig, err := clientTLS(l, a.node)
 	if err != nil {
@@ -129,6 +133,7 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 			Addr:    l.Backend,
 			TLS:     string(l.Postgres.BackendTLS),
 			RootCAs: backendCAs,
+			Auth:    l.Postgres.BackendAuth,
 		},
 		Policy:           listenerPolicy(cfg, l),
 		TLSMode:          pgwire.TLSMode(l.TLSMode),
@@ -328,7 +333,13 @@ func (a *app) shutdown(drain time.Duration) int {
 
 // adminConnString is the libpq URL of the listener's admin login. It is built
 // with net/url so that passwords and names with special characters survive.
-func adminConnString(l *config.Listener) string {
+// It carries the listener's backend_tls, backend_ca_file and backend_auth
+// as sslmode, sslrootcert and require_auth, the same settings role logins
+// get through proxy.Backend (require_auth from the same
+// pgwire.RequireAuthParam), and channel_binding=prefer: SCRAM-SHA-256-PLUS
+// whenever TLS is on and the server offers it. Parameters in the URL win
+// over PG* environment variables, so PGREQUIREAUTH cannot loosen them.
+func adminConnString(l *config.Listener) (string, error) {
 	pg := l.Postgres
 	u := url.URL{
 		Scheme: "postgres",
@@ -340,14 +351,30 @@ func adminConnString(l *config.Listener) string {
 	} else {
 		u.User = url.User(pg.AdminUser)
 	}
+	requireAuth, err := pgwire.RequireAuthParam(pg.BackendAuth)
+	if err != nil {
+		return "", fmt.Errorf("backend_auth: %w", err)
+	}
 	q := url.Values{}
 	q.Set("sslmode", string(pg.BackendTLS))
 	if pg.BackendCAFile != "" {
 		q.Set("sslrootcert", pg.BackendCAFile)
 	}
+	q.Set("require_auth", requireAuth)
+	q.Set("channel_binding", "prefer")
 	q.Set("application_name", "waypoint-admin")
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), nil
+}
+
+// explainLoginError returns, for an admin login abandoned because the
+// backend asked for a method backend_auth does not allow, the
+// *pgwire.AuthMethodError that says so and what to change; err otherwise.
+func explainLoginError(err error) error {
+	if ae, ok := pgwire.AuthMethodRefused(err); ok {
+		return ae
+	}
+	return err
 }
 
 // clientTLS builds the TLS configuration clients see, or nil when the

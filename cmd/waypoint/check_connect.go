@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/waypoint-proxy/waypoint/internal/config"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 )
 
@@ -41,8 +44,13 @@ func checkConnect(cfg *config.Config, databases, schemas []string, stdout io.Wri
 func checkListener(ctx context.Context, l *config.Listener, databases, schemas []string, w io.Writer) bool {
 	pg := l.Postgres
 	fmt.Fprintf(w, "listener %s: admin %s at %s\n", l.Name, pg.AdminUser, l.Backend)
+	connString, err := adminConnString(l)
+	if err != nil {
+		fmt.Fprintf(w, "  FAIL %v\n", err)
+		return false
+	}
 	prov, err := provision.New(ctx, provision.Options{
-		AdminConnString: adminConnString(l),
+		AdminConnString: connString,
 		Prefix:          pg.UserPrefix,
 		TTL:             pg.UserTTL,
 	})
@@ -51,6 +59,11 @@ func checkListener(ctx context.Context, l *config.Listener, databases, schemas [
 		return false
 	}
 	defer prov.Close()
+	if !prov.IsCockroachDB() {
+		if warn := passwordEncryptionWarning(ctx, connString); warn != "" {
+			fmt.Fprintf(w, "  WARN %s\n", warn)
+		}
+	}
 	dbs := databases
 	if len(dbs) == 0 {
 		if dbs, err = prov.Databases(ctx); err != nil {
@@ -78,11 +91,39 @@ func checkListener(ctx context.Context, l *config.Listener, databases, schemas [
 	return true
 }
 
+// passwordEncryptionWarning logs in as the admin and returns a warning when
+// the server's password_encryption is md5, or "" when it is not. Provisioning
+// then sets each role's password as its md5 hash, and that hash is as good as
+// the password to md5 authentication, for anyone who reads it in a statement
+// log or in pg_authid. A failure to read the setting is itself returned as
+// the warning.
+func passwordEncryptionWarning(ctx context.Context, connString string) string {
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return fmt.Sprintf("could not read password_encryption: %v", explainLoginError(err))
+	}
+	defer conn.Close(ctx)
+	var enc string
+	if err := conn.QueryRow(ctx, "SHOW password_encryption").Scan(&enc); err != nil {
+		return fmt.Sprintf("could not read password_encryption: %v", err)
+	}
+	if enc != "md5" {
+		return ""
+	}
+	return "password_encryption is md5 on this server: Waypoint then sets each role's password as its md5 hash, " +
+		"which md5 authentication accepts in place of the password, so the hash in a statement log or in pg_authid " +
+		"is as good as the password; set it to scram-sha-256 " +
+		"(ALTER SYSTEM SET password_encryption = 'scram-sha-256'; SELECT pg_reload_conf();)"
+}
+
 // adminLoginError explains a failed admin login in the terms of the
 // configuration file, e.g. "admin login as waypoint_admin to 10.0.1.10:5432
 // failed: password authentication failed — check admin_password".
 func adminLoginError(l *config.Listener, err error) string {
 	what, hint := provision.DescribeLoginError(err)
+	if ae, ok := pgwire.AuthMethodRefused(err); ok {
+		what, hint = ae.Reason(), ae.Advice()
+	}
 	return fmt.Sprintf("admin login as %s to %s failed: %s — %s", l.Postgres.AdminUser, l.Backend, what, hint)
 }
 

@@ -20,7 +20,7 @@ func TestCheckConnect(t *testing.T) {
 	}{
 		{name: "ok for the app database", password: c.AdminPassword, args: []string{"-databases", "checkdb"}, wantCode: 0,
 			wantOut:   []string{"listener pg-main: admin waypoint_admin at " + c.Addr(), "databases: checkdb; schemas: public", "ok:"},
-			unwantOut: []string{"MISSING"}},
+			unwantOut: []string{"MISSING", "WARN"}},
 		{name: "reports private.secrets", password: c.AdminPassword, args: []string{"-databases", "checkdb", "-schemas", "public,private"}, wantCode: 1,
 			wantOut: []string{
 				"MISSING admin cannot grant readonly on table private.secrets in database checkdb",
@@ -55,5 +55,24 @@ func TestCheckConnect(t *testing.T) {
 				t.Errorf("output contains the admin password")
 			}
 		})
+	}
+}
+
+// TestCheckConnect_MD5Warning runs the check against a real PostgreSQL with
+// password_encryption = md5 (pgtest.AuthMD5): the admin logs in (md5 is in
+// the default backend_auth) and the check warns that the md5 hashes it
+// would store are password-equivalent, without failing.
+func TestCheckConnect_MD5Warning(t *testing.T) {
+	c := pgtest.Shared(t, pgtest.Options{Auth: pgtest.AuthMD5})
+	c.CreateAppDatabase(t, "checkdb")
+	t.Setenv("WP_TEST_ADMIN_PASSWORD", c.AdminPassword)
+	code, out, errOut := runCmd(t, "check", "-connect", "-config", testConfig(t, c.Addr(), ""), "-databases", "checkdb")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0 (a warning is not a failure); stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"WARN password_encryption is md5 on this server", "as good as the password", "scram-sha-256", "ok:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
 	}
 }

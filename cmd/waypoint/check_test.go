@@ -24,8 +24,9 @@ func TestCheck_SpecExample(t *testing.T) {
 		t.Fatalf("exit %d, want 0; stderr: %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if lines[0] != "ok" || len(lines) != 2 || !strings.HasPrefix(lines[1], "pg-main") {
-		t.Errorf("got output %q, want \"ok\" and one line for pg-main", out)
+	if lines[0] != "ok" || len(lines) != 3 || !strings.HasPrefix(lines[1], "pg-main") ||
+		!strings.HasPrefix(lines[2], `WARN listener pg-main: backend_tls = "prefer" to 10.0.1.10:5432`) {
+		t.Errorf("got output %q, want \"ok\", one line for pg-main and a backend_tls warning", out)
 	}
 	if strings.Contains(out, "s3cret") {
 		t.Errorf("check printed the admin password: %q", out)
@@ -115,5 +116,37 @@ func TestHelpAndUnknownCommand(t *testing.T) {
 	}
 	if code, _, errOut := runCmd(t, "check", "-h"); code != 0 || !strings.Contains(errOut, "-config") {
 		t.Errorf("check -h: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestCheck_BackendTLSWarnings(t *testing.T) {
+	tests := []struct {
+		backend, backendTLS string
+		warn                bool
+	}{
+		{"10.0.1.10:5432", "prefer", true},
+		{"db.internal:5432", "disable", true},
+		{"[fd00::1]:5432", "prefer", true},
+		{"10.0.1.10:5432", "require", false},
+		{"10.0.1.10:5432", "verify-full", false},
+		{"127.0.0.1:5432", "prefer", false},
+		{"127.0.0.2:5432", "disable", false},
+		{"[::1]:5432", "disable", false},
+		{"localhost:5432", "prefer", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.backend+" "+tt.backendTLS, func(t *testing.T) {
+			code, out, errOut := runCmd(t, "check", "-config", backendConfig(t, tt.backend, tt.backendTLS, ""))
+			if code != 0 {
+				t.Fatalf("exit %d, want 0 (a warning is not a failure); stderr:\n%s", code, errOut)
+			}
+			warned := strings.Contains(out, "WARN listener pg-main: backend_tls = \""+tt.backendTLS+"\" to "+tt.backend+", which is not a loopback address")
+			if warned != tt.warn || (!tt.warn && strings.Contains(out, "WARN")) {
+				t.Fatalf("got output\n%s\nwant a backend_tls warning: %v", out, tt.warn)
+			}
+			if tt.warn && (!strings.Contains(out, "man in the middle") && !strings.Contains(out, "unencrypted") || !strings.Contains(out, `use backend_tls = "verify-full"`)) {
+				t.Errorf("the warning does not say why and what to use instead:\n%s", out)
+			}
+		})
 	}
 }

@@ -167,6 +167,23 @@ const (
 	BackendTLSVerifyFull BackendTLS = "verify-full"
 )
 
+// The backend authentication methods (key backend_auth), with libpq's
+// require_auth names.
+const (
+	// BackendAuthSCRAM is SCRAM-SHA-256; with TLS, channel-bound
+	// (SCRAM-SHA-256-PLUS) whenever the server offers it.
+	BackendAuthSCRAM = "scram-sha-256"
+	// BackendAuthMD5 is md5: a salted hash of the password, replayable by
+	// whoever learns the stored hash.
+	BackendAuthMD5 = "md5"
+	// BackendAuthPassword is the password in cleartext, to whoever asks.
+	BackendAuthPassword = "password"
+)
+
+// DefaultBackendAuth returns the default Postgres.BackendAuth, a new slice
+// on every call: scram-sha-256 and md5, never cleartext.
+func DefaultBackendAuth() []string { return []string{BackendAuthSCRAM, BackendAuthMD5} }
+
 // Listener is one [[listeners]] table: a port on the tailnet and the backend
 // it fronts.
 type Listener struct {
@@ -242,6 +259,14 @@ type Postgres struct {
 	// backend_ca_file). Default "", the system roots; only with backend_tls
 	// "require" or "verify-full".
 	BackendCAFile string
+	// BackendAuth lists the authentication methods Waypoint answers when the
+	// backend asks, for the admin login and every role login (key
+	// backend_auth): BackendAuthSCRAM, BackendAuthMD5, BackendAuthPassword.
+	// A backend that asks for any other method gets no answer and the login
+	// fails; one that asks for none (trust) is accepted, since nothing
+	// secret is sent. Default DefaultBackendAuth(); lower case, without duplicates,
+	// at least one.
+	BackendAuth []string
 }
 
 // EffectiveAllowRawSQL reports whether grants with raw "sql" may run on this

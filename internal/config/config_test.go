@@ -77,6 +77,7 @@ func TestParse_SpecExample(t *testing.T) {
 				UserTTL:         24 * time.Hour,
 				CleanupInterval: 5 * time.Minute,
 				BackendTLS:      BackendTLSPrefer,
+				BackendAuth:     []string{"scram-sha-256", "md5"},
 			},
 		}},
 	}
@@ -123,6 +124,7 @@ func TestParse_Defaults(t *testing.T) {
 		{"listeners[0].postgres.allow_raw_sql", p.AllowRawSQL == nil, true},
 		{"listeners[0].postgres.backend_tls", p.BackendTLS, BackendTLSPrefer},
 		{"listeners[0].postgres.backend_ca_file", p.BackendCAFile, ""},
+		{"listeners[0].postgres.backend_auth", p.BackendAuth, []string{"scram-sha-256", "md5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,6 +199,7 @@ cleanup_interval = "0s"
 allow_raw_sql = false
 backend_tls = "VERIFY-FULL"
 backend_ca_file = "/etc/waypoint/ca.pem"
+backend_auth = ["Password", "SCRAM-SHA-256", "password"]
 
 [[listeners]]
 name = "pg.replica_2"
@@ -252,6 +255,7 @@ func TestParse_AllKeys(t *testing.T) {
 					AllowRawSQL:     &no,
 					BackendTLS:      BackendTLSVerifyFull,
 					BackendCAFile:   "/etc/waypoint/ca.pem",
+					BackendAuth:     []string{"password", "scram-sha-256"},
 				},
 			},
 			{
@@ -268,6 +272,7 @@ func TestParse_AllKeys(t *testing.T) {
 					UserTTL:         time.Hour,
 					CleanupInterval: 5 * time.Minute,
 					BackendTLS:      BackendTLSDisable,
+					BackendAuth:     []string{"scram-sha-256", "md5"},
 				},
 			},
 		},
@@ -448,7 +453,7 @@ func TestSummary(t *testing.T) {
 	c = mustParse(t, full, map[string]string{"REDIS_PASSWORD": "hunter2"})
 	got = c.Summary()
 	want = []string{
-		"pg-main  postgres  listen 100.64.0.1:5432 → backend 10.0.1.10:5432  tls=require(cert)  admin=waypoint_admin@admin  prefix=x_ ttl=168h0m0s  backend_tls=verify-full  service=svc:pg",
+		"pg-main  postgres  listen 100.64.0.1:5432 → backend 10.0.1.10:5432  tls=require(cert)  admin=waypoint_admin@admin  prefix=x_ ttl=168h0m0s  backend_tls=verify-full  backend_auth=password,scram-sha-256  service=svc:pg",
 		"pg.replica_2  postgres  listen :5433 → backend [fd00::1]:5432  tls=off  admin=ro_admin@postgres  prefix=wp_ ttl=1h0m0s  backend_tls=disable  raw_sql=on",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -518,16 +523,53 @@ func TestValidate_BuiltInCode(t *testing.T) {
 			HandshakeTimeout: time.Second,
 			Postgres: &Postgres{
 				AdminUser: "admin", AdminDatabase: "postgres", UserPrefix: "wp_",
-				UserTTL: time.Hour, BackendTLS: BackendTLSPrefer,
+				UserTTL: time.Hour, BackendTLS: BackendTLSPrefer, BackendAuth: DefaultBackendAuth(),
 			},
 		}},
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	c.Listeners[0].Postgres.UserTTL = 0
-	err := c.Validate()
-	if err == nil || err.Error() != "config: listeners[0].postgres.user_ttl: must be positive" {
-		t.Errorf("Validate with zero user_ttl: %v", err)
+	tests := []struct {
+		name   string
+		change func(p *Postgres)
+		want   string
+	}{
+		{"zero user_ttl", func(p *Postgres) { p.UserTTL = 0 }, "config: listeners[0].postgres.user_ttl: must be positive"},
+		{"no backend_auth", func(p *Postgres) { p.BackendAuth = nil }, "config: listeners[0].postgres.backend_auth: must list at least one of scram-sha-256, md5, password"},
+		{"backend_auth not normalised", func(p *Postgres) { p.BackendAuth = []string{"MD5"} }, `config: listeners[0].postgres.backend_auth: each method must be one of scram-sha-256, md5, password, not "MD5"`},
+		{"backend_auth duplicate", func(p *Postgres) { p.BackendAuth = []string{"md5", "md5"} }, `config: listeners[0].postgres.backend_auth: lists "md5" twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := *c.Listeners[0].Postgres
+			tt.change(&p)
+			cc := *c
+			cc.Listeners = []Listener{c.Listeners[0]}
+			cc.Listeners[0].Postgres = &p
+			if err := cc.Validate(); err == nil || err.Error() != tt.want {
+				t.Errorf("got %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParse_BackendAuth(t *testing.T) {
+	tests := []struct {
+		value string
+		want  []string
+	}{
+		{`["scram-sha-256"]`, []string{"scram-sha-256"}},
+		{`["MD5"]`, []string{"md5"}},
+		{`["password", "Scram-SHA-256", "PASSWORD", "md5"]`, []string{"password", "scram-sha-256", "md5"}},
+		{`["${METHOD}"]`, []string{"password"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			c := mustParse(t, minimal+"backend_auth = "+tt.value+"\n", map[string]string{"METHOD": "Password"})
+			if got := c.Listeners[0].Postgres.BackendAuth; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("backend_auth = %s: got %q, want %q", tt.value, got, tt.want)
+			}
+		})
 	}
 }

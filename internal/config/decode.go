@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -114,16 +115,18 @@ func (t *table) enum(k string, dst *string, def string) {
 	}
 }
 
-// strList reads an array of strings, expanding ${VAR} in each.
-func (t *table) strList(k string, dst *[]string) {
+// strList reads an array of strings, expanding ${VAR} in each; absent
+// leaves dst alone. It reports whether k was present and every element
+// valid (invalid elements are reported and left out).
+func (t *table) strList(k string, dst *[]string) bool {
 	v, ok := t.get(k)
 	if !ok {
-		return
+		return false
 	}
 	items, isArray := v.([]any)
 	if !isArray {
 		t.wrongType(k, "an array of strings", v)
-		return
+		return false
 	}
 	out := make([]string, 0, len(items))
 	for i, item := range items {
@@ -134,6 +137,24 @@ func (t *table) strList(k string, dst *[]string) {
 			continue
 		}
 		if t.d.expand(key, s, &s) {
+			out = append(out, s)
+		}
+	}
+	*dst = out
+	return len(out) == len(items)
+}
+
+// enumList reads an array of strings, lower-cased and without duplicates
+// (the first of each stays), into dst; absent, or with an invalid element,
+// leaves dst alone. Membership is checked by Validate.
+func (t *table) enumList(k string, dst *[]string) {
+	var items []string
+	if !t.strList(k, &items) {
+		return
+	}
+	out := make([]string, 0, len(items))
+	for _, s := range items {
+		if s = strings.ToLower(s); !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

@@ -122,6 +122,8 @@ func (d *decoder) decodePostgres(t *table) *Postgres {
 	}
 	t.enum("backend_tls", (*string)(&p.BackendTLS), string(BackendTLSPrefer))
 	t.str("backend_ca_file", &p.BackendCAFile)
+	p.BackendAuth = DefaultBackendAuth()
+	t.enumList("backend_auth", &p.BackendAuth)
 	t.finish()
 	return p
 }

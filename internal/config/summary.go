@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -10,8 +11,9 @@ import (
 //
 //	pg-main  postgres  listen :5432 → backend 10.0.1.10:5432  tls=optional(tailscale)  admin=waypoint_admin@postgres  prefix=wp_ ttl=24h0m0s
 //
-// followed, when they apply, by service=…, backend_tls=… (when not
-// "prefer") and raw_sql=on. It contains no secrets.
+// followed, when they apply, by backend_tls=… (when not "prefer"),
+// backend_auth=… (when not the default), service=… and raw_sql=on. It
+// contains no secrets.
 func (c *Config) Summary() []string {
 	out := make([]string, 0, len(c.Listeners))
 	for i := range c.Listeners {
@@ -33,6 +35,9 @@ func (l *Listener) summary(globalRawSQL bool) string {
 			fmt.Sprintf("prefix=%s ttl=%s", p.UserPrefix, p.UserTTL))
 		if p.BackendTLS != BackendTLSPrefer {
 			parts = append(parts, "backend_tls="+string(p.BackendTLS))
+		}
+		if !slices.Equal(p.BackendAuth, DefaultBackendAuth()) {
+			parts = append(parts, "backend_auth="+strings.Join(p.BackendAuth, ","))
 		}
 	}
 	if l.Service != "" {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -246,5 +247,23 @@ func (v *validator) postgres(path string, p *Postgres) {
 	case BackendTLSRequire, BackendTLSVerifyFull:
 	default:
 		v.fail(path+".backend_tls", "must be one of disable, prefer, require, verify-full, not %q", p.BackendTLS)
+	}
+	v.backendAuth(path+".backend_auth", p.BackendAuth)
+}
+
+// backendAuth checks a backend_auth list: at least one method, each known
+// and listed once.
+func (v *validator) backendAuth(key string, methods []string) {
+	if len(methods) == 0 {
+		v.fail(key, "must list at least one of scram-sha-256, md5, password")
+		return
+	}
+	for i, m := range methods {
+		switch {
+		case m != BackendAuthSCRAM && m != BackendAuthMD5 && m != BackendAuthPassword:
+			v.fail(key, "each method must be one of scram-sha-256, md5, password, not %q", m)
+		case slices.Contains(methods[:i], m):
+			v.fail(key, "lists %q twice", m)
+		}
 	}
 }

@@ -144,6 +144,12 @@ func TestParse_Refusals(t *testing.T) {
 		{"backend_tls bad", okTailscale + listener("pg", ":1", "", "backend_tls = \"verify-ca\" #<-"), "listeners[0].postgres.backend_tls", `must be one of disable, prefer, require, verify-full, not "verify-ca"`},
 		{"backend_ca_file with prefer", okTailscale + listener("pg", ":1", "", "backend_ca_file = \"/ca.pem\" #<-"), "listeners[0].postgres.backend_ca_file", `not "prefer"`},
 		{"backend_ca_file with disable", okTailscale + listener("pg", ":1", "", "backend_tls = \"disable\"\nbackend_ca_file = \"/ca.pem\" #<-"), "listeners[0].postgres.backend_ca_file", `not "disable"`},
+		{"backend_auth unknown method", okTailscale + listener("pg", ":1", "", "backend_auth = [\"scram-sha-256\", \"gss\"] #<-"), "listeners[0].postgres.backend_auth", `each method must be one of scram-sha-256, md5, password, not "gss"`},
+		{"backend_auth unknown method, multi-line", okTailscale + listener("pg", ":1", "", "backend_auth = [ #<-\n  \"md5\",\n  \"trust\",\n]"), "listeners[0].postgres.backend_auth", `not "trust"`},
+		{"backend_auth empty", okTailscale + listener("pg", ":1", "", "backend_auth = [] #<-"), "listeners[0].postgres.backend_auth", "must list at least one of scram-sha-256, md5, password"},
+		{"backend_auth not an array", okTailscale + listener("pg", ":1", "", "backend_auth = \"md5\" #<-"), "listeners[0].postgres.backend_auth", "must be an array of strings, not a string"},
+		{"backend_auth element not a string", okTailscale + listener("pg", ":1", "", "backend_auth = [\"md5\", 5] #<-"), "listeners[0].postgres.backend_auth[1]", "must be a string, not an integer"},
+		{"backend_auth unset variable", okTailscale + listener("pg", ":1", "", "backend_auth = [\"${UNSET_METHOD}\"] #<-"), "listeners[0].postgres.backend_auth[0]", "UNSET_METHOD is not set"},
 		{"negative interval", okTailscale + ok1 + "[revalidation]\ninterval = \"-1m\" #<-\n", "revalidation.interval", "must not be negative"},
 		{"negative max_conns_per_user", okTailscale + ok1 + "[defaults.limits]\nmax_conns_per_user = -1 #<-\n", "defaults.limits.max_conns_per_user", "must not be negative"},
 		{"negative max_conn_duration", okTailscale + ok1 + "[defaults.limits]\nmax_conn_duration = \"-1h\" #<-\n", "defaults.limits.max_conn_duration", "must not be negative"},
@@ -230,6 +236,13 @@ func TestParse_NoCascadingErrors(t *testing.T) {
 	if len(errs.List) != 1 {
 		t.Errorf("got %d errors, want 1:\n%v", len(errs.List), errs)
 	}
+	// A backend_auth whose only element is not a string is reported once,
+	// not also as empty.
+	_, err = Parse([]byte(okTailscale+listener("pg", ":1", "", "backend_auth = [5]")), nil)
+	errs = asErrors(t, err)
+	if len(errs.List) != 1 {
+		t.Errorf("got %d errors, want 1:\n%v", len(errs.List), errs)
+	}
 }
 
 func TestParse_EnumsCaseInsensitive(t *testing.T) {
@@ -247,6 +260,7 @@ func TestParse_Accepts(t *testing.T) {
 		{"missing admin_password", okTailscale + listener("pg", ":1", "", "")},
 		{"cert files instead of tailscale tls", okTailscale + strings.Replace(listener("pg", ":1", "cert_file = \"/c\"\nkey_file = \"/k\"", ""), "use_tailscale_tls = true", "", 1)},
 		{"tls off without certificate", okTailscale + strings.Replace(listener("pg", ":1", "tls_mode = \"off\"", ""), "use_tailscale_tls = true", "", 1)},
+		{"backend_auth with cleartext only", okTailscale + listener("pg", ":1", "", "backend_auth = [\"password\"]")},
 		{"backend_ca_file with require", okTailscale + listener("pg", ":1", "", "backend_tls = \"require\"\nbackend_ca_file = \"/ca\"")},
 		{"two listeners, different ports", okTailscale + listener("a", ":1", "", "") + listener("b", ":2", "", "")},
 		{"port 0 twice", okTailscale + listener("a", ":0", "", "") + listener("b", ":0", "", "")},

@@ -3,6 +3,7 @@ package pgwire
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -82,16 +83,18 @@ func queryOne(t *testing.T, conn net.Conn, sql string) string {
 }
 
 // testUpstreamAuth logs in to a real PostgreSQL that requires auth as a fresh
-// role, checks which authentication request the server made, and runs a
-// SELECT over the hijacked connection.
-func testUpstreamAuth(t *testing.T, auth pgtest.Auth, wantRequest string) {
+// role, allowing the methods requireAuth (nil: the default), checks which
+// authentication request the server made, and runs a SELECT over the
+// hijacked connection.
+func testUpstreamAuth(t *testing.T, auth pgtest.Auth, requireAuth []string, wantRequest string) {
 	pgtest.EachVersion(t, pgtest.Options{Auth: auth}, func(t *testing.T, c *pgtest.Cluster) {
 		const password = "pa$$ 'wörd\\"
 		role := createLoginRole(t, c, strings.ReplaceAll(password, "'", "''"))
 		var rec *recordingConn
 		up, err := connectUpstream(t, UpstreamConfig{
 			Addr: c.Addr(), TLS: "prefer", User: role, Password: password, Database: "postgres",
-			Params: map[string]string{"application_name": "waypoint-test"},
+			RequireAuth: requireAuth,
+			Params:      map[string]string{"application_name": "waypoint-test"},
 			DialFunc: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 				if err != nil {
@@ -117,15 +120,32 @@ func testUpstreamAuth(t *testing.T, auth pgtest.Auth, wantRequest string) {
 }
 
 func TestHandleUpstreamAuth_SCRAM(t *testing.T) {
-	testUpstreamAuth(t, pgtest.AuthSCRAM, "*pgproto3.AuthenticationSASL")
+	testUpstreamAuth(t, pgtest.AuthSCRAM, nil, "*pgproto3.AuthenticationSASL")
 }
 
 func TestHandleUpstreamAuth_MD5Password(t *testing.T) {
-	testUpstreamAuth(t, pgtest.AuthMD5, "*pgproto3.AuthenticationMD5Password")
+	testUpstreamAuth(t, pgtest.AuthMD5, nil, "*pgproto3.AuthenticationMD5Password")
 }
 
 func TestHandleUpstreamAuth_CleartextPassword(t *testing.T) {
-	testUpstreamAuth(t, pgtest.AuthPassword, "*pgproto3.AuthenticationCleartextPassword")
+	testUpstreamAuth(t, pgtest.AuthPassword, []string{AuthSCRAM, AuthPassword}, "*pgproto3.AuthenticationCleartextPassword")
+}
+
+// TestHandleUpstreamAuth_CleartextRefusedByDefault logs in, with the default
+// methods, to a real PostgreSQL whose pg_hba.conf asks for the password in
+// cleartext: the login fails as an *AuthMethodError for "password". (That
+// nothing is sent is shown with a recording fake in
+// TestConnectUpstream_BackendAuth.)
+func TestHandleUpstreamAuth_CleartextRefusedByDefault(t *testing.T) {
+	pgtest.EachVersion(t, pgtest.Options{Auth: pgtest.AuthPassword}, func(t *testing.T, c *pgtest.Cluster) {
+		role := createLoginRole(t, c, "right")
+		_, err := connectUpstream(t, UpstreamConfig{Addr: c.Addr(), TLS: "prefer", User: role, Password: "right", Database: "postgres"})
+		checkUpstreamError(t, err, AuthFailed, "")
+		ae, ok := errors.AsType[*AuthMethodError](err)
+		if !ok || ae.Method != AuthPassword {
+			t.Fatalf("got %v, want an *AuthMethodError for method password", err)
+		}
+	})
 }
 
 func TestConnectUpstream_PostgresRefusals(t *testing.T) {

@@ -6,8 +6,9 @@
 //     with NegotiateProtocolVersion, and read the StartupMessage or
 //     CancelRequest, all under the caller's handshake deadline;
 //   - the back door (ConnectUpstream): log in to the real PostgreSQL with
-//     pgconn (SCRAM-SHA-256, MD5 or cleartext; TLS like libpq's sslmode) and
-//     hijack the raw connection for relaying;
+//     pgconn (SCRAM-SHA-256, MD5 or cleartext, only those allowed like
+//     libpq's require_auth; TLS like libpq's sslmode) and hijack the raw
+//     connection for relaying;
 //   - the bits in between: finishing the client's startup with Waypoint's own
 //     BackendKeyData (FinishStartup), ErrorResponses to clients (SendError,
 //     WriteError) and forwarding cancel requests (CancelBackend).

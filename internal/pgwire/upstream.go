@@ -39,6 +39,14 @@ type UpstreamConfig struct {
 	// ServerName is the name verify-full checks the certificate against and
 	// the SNI sent; empty means the host part of Addr.
 	ServerName string
+	// RequireAuth lists the authentication methods the login answers
+	// (AuthSCRAM, AuthMD5, AuthPassword), like libpq's require_auth: a
+	// backend that asks for any other gets nothing and the login fails with
+	// an *AuthMethodError. Nil means DefaultRequireAuth: scram-sha-256 and
+	// md5, never cleartext. A backend that asks for no password (trust) is
+	// accepted; see RequireAuthParam. With TLS, SCRAM is channel-bound
+	// (SCRAM-SHA-256-PLUS) whenever the server offers it.
+	RequireAuth []string
 	// Params are runtime parameters for the backend (application_name,
 	// options, client_encoding, DateStyle, …). user and database are ignored
 	// here; filtering anything else is the caller's job.
@@ -66,8 +74,9 @@ type Upstream struct {
 }
 
 // ConnectUpstream logs in to the backend with pgconn (SCRAM-SHA-256, MD5 or
-// cleartext password, whatever the server asks for) and hijacks the
-// connection once it is idle. ctx bounds the whole login, TLS included.
+// cleartext password, whichever the server asks for among
+// cfg.RequireAuth) and hijacks the connection once it is idle. ctx bounds
+// the whole login, TLS included.
 //
 // Failures are returned as *UpstreamError (see IsAuthFailed, IsUnreachable
 // and BackendErrorInfo); the backend's *pgconn.PgError, if any, stays
@@ -113,6 +122,10 @@ func pgconnConfig(cfg UpstreamConfig) (*pgconn.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	requireAuth, err := RequireAuthParam(cfg.RequireAuth)
+	if err != nil {
+		return nil, err
+	}
 	base, err := baseConfig()
 	if err != nil {
 		return nil, fmt.Errorf("pgwire: base pgconn config: %w", err)
@@ -134,7 +147,8 @@ func pgconnConfig(cfg UpstreamConfig) (*pgconn.Config, error) {
 	pc.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
 	// Protocol 3.0: the backend's cancel key is then 4 bytes, like CancelKey.
 	pc.MinProtocolVersion, pc.MaxProtocolVersion = "3.0", "3.0"
-	pc.ChannelBinding, pc.RequireAuth = "prefer", ""
+	// Channel binding whenever TLS is on and the server offers it.
+	pc.ChannelBinding, pc.RequireAuth = "prefer", requireAuth
 	pc.KerberosSrvName, pc.KerberosSpn = "", ""
 	pc.AfterNetConnect, pc.ValidateConnect, pc.AfterConnect = nil, nil, nil
 	pc.OAuthTokenProvider = nil

@@ -14,7 +14,9 @@ const (
 	// Unreachable: the backend could not be reached or spoken to (dial, TLS,
 	// timeout, broken connection, unexpected protocol state).
 	Unreachable UpstreamErrorKind = iota + 1
-	// AuthFailed: the backend rejected the credentials (SQLSTATE 28P01 or 28000).
+	// AuthFailed: the backend rejected the credentials (SQLSTATE 28P01 or
+	// 28000), or asked for an authentication method the login does not
+	// allow (an *AuthMethodError; nothing was sent).
 	AuthFailed
 	// BackendError: the backend refused the login for another reason, with
 	// its own SQLSTATE (e.g. 3D000 database does not exist, 53300 too many
@@ -50,8 +52,13 @@ func (e *UpstreamError) Error() string {
 
 func (e *UpstreamError) Unwrap() error { return e.Err }
 
-// classifyConnectError wraps a pgconn.ConnectConfig error in an UpstreamError.
+// classifyConnectError wraps a pgconn.ConnectConfig error in an
+// UpstreamError. A method refused by RequireAuth is AuthFailed with an
+// *AuthMethodError, which says what to change.
 func classifyConnectError(err error) error {
+	if ae, ok := AuthMethodRefused(err); ok {
+		return &UpstreamError{Kind: AuthFailed, Err: ae}
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return &UpstreamError{Kind: Unreachable, Err: err}
@@ -72,7 +79,7 @@ func upstreamKind(err error) UpstreamErrorKind {
 }
 
 // IsAuthFailed reports whether err is a backend login refused for its
-// credentials.
+// credentials or abandoned for the method the backend asked for.
 func IsAuthFailed(err error) bool { return upstreamKind(err) == AuthFailed }
 
 // IsUnreachable reports whether err is a backend that could not be reached or

@@ -41,7 +41,7 @@ func fakeBackend(t *testing.T, handle func(conn net.Conn)) string {
 
 // backendScript describes how a scripted backend answers a login.
 type backendScript struct {
-	auth     string // "cleartext" | "md5"
+	auth     string // "md5" (also ""), "cleartext" or "trust" (asks for nothing)
 	password string // the password it accepts
 	failWith *pgproto3.ErrorResponse
 	tls      *tls.Config // answer SSLRequest with 'S' when set, else 'N'
@@ -95,15 +95,17 @@ func (s backendScript) serve(conn net.Conn) {
 func (s backendScript) authenticate(be *pgproto3.Backend, user string) bool {
 	var want string
 	switch s.auth {
-	case "md5":
+	case "trust":
+		return s.failWith == nil
+	case "cleartext":
+		be.Send(&pgproto3.AuthenticationCleartextPassword{})
+		_ = be.SetAuthType(pgproto3.AuthTypeCleartextPassword)
+		want = s.password
+	default:
 		salt := [4]byte{9, 8, 7, 6}
 		be.Send(&pgproto3.AuthenticationMD5Password{Salt: salt})
 		_ = be.SetAuthType(pgproto3.AuthTypeMD5Password)
 		want = "md5" + md5hex(md5hex(s.password+user)+string(salt[:]))
-	default:
-		be.Send(&pgproto3.AuthenticationCleartextPassword{})
-		_ = be.SetAuthType(pgproto3.AuthTypeCleartextPassword)
-		want = s.password
 	}
 	if be.Flush() != nil {
 		return false
@@ -170,7 +172,8 @@ func TestConnectUpstream_ScriptedBackend(t *testing.T) {
 		wantCode string
 		wantTLS  bool
 	}{
-		{name: "cleartext", script: backendScript{auth: "cleartext", password: "s3cret"}, cfg: UpstreamConfig{TLS: "disable", Password: "s3cret"}},
+		{name: "cleartext when listed", script: backendScript{auth: "cleartext", password: "s3cret"}, cfg: UpstreamConfig{TLS: "disable", Password: "s3cret", RequireAuth: []string{AuthPassword}}},
+		{name: "trust", script: backendScript{auth: "trust"}, cfg: UpstreamConfig{TLS: "disable", Password: "s3cret"}},
 		{name: "md5", script: backendScript{auth: "md5", password: "s3cret"}, cfg: UpstreamConfig{TLS: "disable", Password: "s3cret"}},
 		{name: "wrong password", script: backendScript{auth: "md5", password: "s3cret"}, cfg: UpstreamConfig{TLS: "disable", Password: "nope"},
 			wantKind: AuthFailed, wantCode: "28P01"},
@@ -305,6 +308,8 @@ func TestConnectUpstream_InvalidConfig(t *testing.T) {
 		{Addr: "h:0"},
 		{Addr: ":5432"},
 		{Addr: "h:5432", TLS: "verify-ca"},
+		{Addr: "h:5432", RequireAuth: []string{"gss"}},
+		{Addr: "h:5432", RequireAuth: []string{}},
 	} {
 		if _, err := ConnectUpstream(context.Background(), cfg); err == nil {
 			t.Errorf("ConnectUpstream(%+v): got nil error, want one", cfg)

@@ -187,6 +187,9 @@ func (s *Server) reject(sess *session, err error) {
 
 // classifyProvision maps a provisioning failure to a Kind with a safe message.
 func classifyProvision(err error) error {
+	if ae, ok := pgwire.AuthMethodRefused(err); ok {
+		return refusedAuthMethod(fmt.Errorf("admin login: %w", ae))
+	}
 	var pe *provision.Error
 	if errors.As(err, &pe) {
 		switch pe.Kind {
@@ -215,6 +218,9 @@ func classifyProvision(err error) error {
 // keeps the backend's SQLSTATE and message (e.g. 3D000 database does not
 // exist): those are the server's words for the client, not Waypoint internals.
 func classifyUpstream(err error) error {
+	if _, ok := pgwire.AuthMethodRefused(err); ok {
+		return refusedAuthMethod(err)
+	}
 	switch {
 	case pgwire.IsAuthFailed(err):
 		return fail(KindBackendAuth, err)
@@ -225,4 +231,18 @@ func classifyUpstream(err error) error {
 		return &stageError{kind: KindBackendError, code: code, msg: msg, err: err}
 	}
 	return fail(KindBackendUnreachable, err)
+}
+
+// refusedAuthMethod classifies a login, the admin's or a role's, that
+// Waypoint abandoned because the backend asked for an authentication method
+// backend_auth does not allow (err holds a *pgwire.AuthMethodError, whose
+// text, for the log, names the method and what to change). The client is
+// told only who can fix it.
+func refusedAuthMethod(err error) error {
+	return &stageError{
+		kind: KindBackendAuth,
+		msg:  "Waypoint refused the authentication method the database server asked for",
+		hint: "Tell the Waypoint operator: the server asked for a method that backend_auth does not allow; Waypoint's log says which, and what to change.",
+		err:  err,
+	}
 }

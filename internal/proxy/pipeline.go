@@ -158,14 +158,15 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 	sess.role = lease.Role
 	start = time.Now()
 	up, err := pgwire.ConnectUpstream(ctx, pgwire.UpstreamConfig{
-		Addr:     s.opts.Backend.Addr,
-		Database: sess.eff.Database,
-		User:     lease.Role,
-		Password: lease.Password,
-		TLS:      s.opts.Backend.TLS,
-		RootCAs:  s.opts.Backend.RootCAs,
-		Params:   forwardedParams(sess.client.Params, sess.peer),
-		DialFunc: s.opts.Backend.DialFunc,
+		Addr:        s.opts.Backend.Addr,
+		Database:    sess.eff.Database,
+		User:        lease.Role,
+		Password:    lease.Password,
+		TLS:         s.opts.Backend.TLS,
+		RootCAs:     s.opts.Backend.RootCAs,
+		RequireAuth: s.opts.Backend.Auth,
+		Params:      forwardedParams(sess.client.Params, sess.peer),
+		DialFunc:    s.opts.Backend.DialFunc,
 	})
 	s.opts.Metrics.UpstreamLoginDuration(s.opts.Listener, time.Since(start))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/proxy"
 )
 
 // TestIntegration_Proxy_SelectAllowed is the seed's end-to-end path: a
@@ -153,12 +154,21 @@ func TestIntegration_Proxy_PresetQueryParamLimitsReadwriteGrant(t *testing.T) {
 	})
 }
 
-// TestIntegration_Proxy_BackendAuthMethods: SCRAM, MD5 and cleartext backends.
+// TestIntegration_Proxy_BackendAuthMethods: SCRAM and MD5 backends with the
+// default Backend.Auth, and a cleartext backend with "password" listed (the
+// default refuses it: TestFault_BackendAsksForCleartext).
 func TestIntegration_Proxy_BackendAuthMethods(t *testing.T) {
-	for _, auth := range []pgtest.Auth{pgtest.AuthSCRAM, pgtest.AuthMD5, pgtest.AuthPassword} {
-		t.Run(string(auth), func(t *testing.T) {
-			pgtest.EachVersion(t, pgtest.Options{Auth: auth}, func(t *testing.T, pg *pgtest.Cluster) {
-				r := newRig(t, pg, nil)
+	for _, tt := range []struct {
+		auth        pgtest.Auth
+		backendAuth []string
+	}{
+		{pgtest.AuthSCRAM, nil},
+		{pgtest.AuthMD5, nil},
+		{pgtest.AuthPassword, []string{"scram-sha-256", "password"}},
+	} {
+		t.Run(string(tt.auth), func(t *testing.T) {
+			pgtest.EachVersion(t, pgtest.Options{Auth: tt.auth}, func(t *testing.T, pg *pgtest.Cluster) {
+				r := newRig(t, pg, func(o *proxy.Options) { o.Backend.Auth = tt.backendAuth })
 				alice := r.client("alice@example.com", "laptop", grantJSON(map[string]authz.DatabaseGrant{"appdb": dbGrant("readonly")}))
 				conn := r.mustConnect(alice, "appdb", nil)
 				var one int

@@ -47,6 +47,10 @@ type Backend struct {
 	// RootCAs verifies the backend for verify-full (and require when set).
 	// Nil means the system pool.
 	RootCAs *x509.CertPool
+	// Auth lists the authentication methods role logins answer, as
+	// pgwire.UpstreamConfig.RequireAuth (libpq's require_auth names). Nil
+	// means scram-sha-256 and md5, never cleartext.
+	Auth []string
 	// DialFunc dials the backend. Nil means a plain net.Dialer.
 	DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -113,6 +117,9 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("proxy: Options.Backend.Addr is required")
 	case opts.TLSMode == "require" && opts.TLSConfig == nil:
 		return nil, errors.New("proxy: TLSMode require needs a TLSConfig")
+	}
+	if _, err := pgwire.RequireAuthParam(opts.Backend.Auth); err != nil {
+		return nil, fmt.Errorf("proxy: Options.Backend.Auth: %w", err)
 	}
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = 10 * time.Second
