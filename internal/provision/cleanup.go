@@ -249,18 +249,8 @@ func (p *Provisioner) deactivate(ctx context.Context, role string, dbs []string)
 			return fmt.Errorf("deactivate role: %w", err)
 		}
 	}
-	rows, err := p.admin.Query(ctx, membershipsSQL, role)
-	if err != nil {
-		return fmt.Errorf("list memberships: %w", err)
-	}
-	groups, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("list memberships: %w", err)
-	}
-	for _, g := range groups {
-		if _, err := p.admin.Exec(ctx, "REVOKE "+quoteIdent(g)+" FROM "+r); err != nil {
-			return fmt.Errorf("revoke membership in %s: %w", g, err)
-		}
+	if err := p.revokeMemberships(ctx, role); err != nil {
+		return err
 	}
 	for _, db := range dbs {
 		if err := p.resetIn(ctx, db, role); err != nil {
@@ -288,6 +278,25 @@ func (p *Provisioner) resetIn(ctx context.Context, database, role string) error 
 			return err
 		}
 	}
+}
+
+// revokeMemberships revokes every role membership of role, one REVOKE at a
+// time on the admin database.
+func (p *Provisioner) revokeMemberships(ctx context.Context, role string) error {
+	rows, err := p.admin.Query(ctx, membershipsSQL, role)
+	if err != nil {
+		return fmt.Errorf("list memberships: %w", err)
+	}
+	groups, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list memberships: %w", err)
+	}
+	for _, g := range groups {
+		if err := p.execIn(ctx, p.adminDB, "REVOKE "+quoteIdent(g)+" FROM "+quoteIdent(role)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // isAlreadyMember reports whether err is PostgreSQL's refusal to grant a

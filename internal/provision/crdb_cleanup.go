@@ -99,18 +99,8 @@ func (p *Provisioner) deactivateCRDB(ctx context.Context, role string, dbs []str
 	if err := p.execIn(ctx, p.adminDB, "ALTER ROLE "+r+" WITH NOLOGIN PASSWORD NULL"); err != nil {
 		return err
 	}
-	rows, err := p.admin.Query(ctx, membershipsSQL, role)
-	if err != nil {
-		return fmt.Errorf("list memberships: %w", err)
-	}
-	groups, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("list memberships: %w", err)
-	}
-	for _, g := range groups {
-		if err := p.execIn(ctx, p.adminDB, "REVOKE "+quoteIdent(g)+" FROM "+r); err != nil {
-			return err
-		}
+	if err := p.revokeMemberships(ctx, role); err != nil {
+		return err
 	}
 	for _, db := range dbs {
 		pool, err := p.pool(db)

@@ -142,83 +142,74 @@ func (pl *plan) recordSQL(role string, rec ownerRecord) string {
 }
 
 // resetDirectSQL revokes every privilege held directly by role that the
-// admin can revoke, on every kind of object GRANT reaches: tables and
-// views (with their columns), sequences, functions and procedures, schemas,
-// types and domains, large objects, foreign-data wrappers and servers and
-// languages in the current database; databases, tablespaces and
-// configuration parameters cluster-wide; and default privileges that name
-// the role. Privileges the admin can revoke are those it granted or that a
-// role it is a member of granted (it then acts as that role). Objects the
-// role owns are left alone (an owner's rights are not grants). Run in a
-// provisioning transaction when the raw SQL changed, it leaves exactly what
-// the new statements grant; Cleanup runs it to deactivate a role. role is a
-// generated name ([a-z0-9_]) and is also quoted.
+// admin can revoke, on every kind of object GRANT reaches (aclCatalogs):
+// tables and views (with their columns), sequences, functions and
+// procedures, schemas, types and domains, large objects, foreign-data
+// wrappers and servers and languages in the current database; databases,
+// tablespaces and configuration parameters cluster-wide; and default
+// privileges that name the role. Privileges the admin can revoke are those
+// it granted or that a role it is a member of granted (it then acts as that
+// role). Objects the role owns are left alone (an owner's rights are not
+// grants). Run in a provisioning transaction when the raw SQL changed, it
+// leaves exactly what the new statements grant; Cleanup runs it to
+// deactivate a role. role is a generated name ([a-z0-9_]) and is also
+// quoted.
 func resetDirectSQL(role string) string {
-	return doBlock(strings.ReplaceAll(resetDirectBody, "{role}", quoteLiteral(role)))
+	var b strings.Builder
+	b.WriteString("DECLARE\n  r oid := {role}::regrole;\n  o record;\nBEGIN\n")
+	for _, c := range aclCatalogs {
+		b.WriteString(c.loop())
+	}
+	b.WriteString(resetParametersAndDefaults)
+	b.WriteString("END")
+	return doBlock(strings.ReplaceAll(b.String(), "{role}", quoteLiteral(role)))
 }
 
-// resetDirectBody is resetDirectSQL's PL/pgSQL with {role} to be replaced by
-// the role as a literal. can(grantor) says whether the admin may revoke
-// what grantor granted.
-const resetDirectBody = `DECLARE
-  r oid := {role}::regrole;
-  o record;
-BEGIN
-  FOR o IN SELECT DISTINCT c.oid::regclass AS obj, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
-      FROM pg_class c
-     WHERE c.relowner <> r AND (
-       EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER'))
-       OR EXISTS (SELECT 1 FROM pg_attribute t, aclexplode(t.attacl) a
-                   WHERE t.attrelid = c.oid AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')))
-  LOOP
-    EXECUTE format('REVOKE ALL ON %s %s FROM %I', o.kind, o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT p.oid::regprocedure AS obj FROM pg_proc p, aclexplode(p.proacl) a
-     WHERE p.proowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON ROUTINE %s FROM %I', o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT n.nspname AS obj FROM pg_namespace n, aclexplode(n.nspacl) a
-     WHERE n.nspowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT t.oid::regtype AS obj FROM pg_type t, aclexplode(t.typacl) a
-     WHERE t.typowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON TYPE %s FROM %I', o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT l.oid AS obj FROM pg_largeobject_metadata l, aclexplode(l.lomacl) a
-     WHERE l.lomowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON LARGE OBJECT %s FROM %I', o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT d.datname AS obj FROM pg_database d, aclexplode(d.datacl) a
-     WHERE d.datdba <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON DATABASE %I FROM %I', o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT s.spcname AS obj FROM pg_tablespace s, aclexplode(s.spcacl) a
-     WHERE s.spcowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON TABLESPACE %I FROM %I', o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT f.fdwname AS obj FROM pg_foreign_data_wrapper f, aclexplode(f.fdwacl) a
-     WHERE f.fdwowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON FOREIGN DATA WRAPPER %I FROM %I', o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT f.srvname AS obj FROM pg_foreign_server f, aclexplode(f.srvacl) a
-     WHERE f.srvowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON FOREIGN SERVER %I FROM %I', o.obj, {role});
-  END LOOP;
-  FOR o IN SELECT DISTINCT l.lanname AS obj FROM pg_language l, aclexplode(l.lanacl) a
-     WHERE l.lanowner <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')
-  LOOP
-    EXECUTE format('REVOKE ALL ON LANGUAGE %I FROM %I', o.obj, {role});
-  END LOOP;
-  IF to_regclass('pg_catalog.pg_parameter_acl') IS NOT NULL THEN
+// aclCatalog is one catalog whose rows carry an ACL, and how to name a row
+// in REVOKE.
+type aclCatalog struct {
+	from   string // FROM clause; the row's alias is x
+	acl    string // the ACL column of x
+	owner  string // the owner column of x
+	object string // expression naming the row for format's %s
+	kind   string // the REVOKE object keyword
+	where  string // extra condition, or ""
+}
+
+// aclCatalogs are the catalogs resetDirectSQL walks. Tables are also
+// reached through their columns' ACLs: REVOKE ALL ON TABLE revokes column
+// privileges too.
+var aclCatalogs = []aclCatalog{
+	{from: "pg_class x", acl: "x.relacl", owner: "x.relowner", object: "x.oid::regclass::text", kind: "TABLE", where: "x.relkind <> 'S'"},
+	{from: "pg_class x JOIN pg_attribute t ON t.attrelid = x.oid", acl: "t.attacl", owner: "x.relowner", object: "x.oid::regclass::text", kind: "TABLE"},
+	{from: "pg_class x", acl: "x.relacl", owner: "x.relowner", object: "x.oid::regclass::text", kind: "SEQUENCE", where: "x.relkind = 'S'"},
+	{from: "pg_proc x", acl: "x.proacl", owner: "x.proowner", object: "x.oid::regprocedure::text", kind: "ROUTINE"},
+	{from: "pg_namespace x", acl: "x.nspacl", owner: "x.nspowner", object: "quote_ident(x.nspname)", kind: "SCHEMA"},
+	{from: "pg_type x", acl: "x.typacl", owner: "x.typowner", object: "x.oid::regtype::text", kind: "TYPE"},
+	{from: "pg_largeobject_metadata x", acl: "x.lomacl", owner: "x.lomowner", object: "x.oid::text", kind: "LARGE OBJECT"},
+	{from: "pg_database x", acl: "x.datacl", owner: "x.datdba", object: "quote_ident(x.datname)", kind: "DATABASE"},
+	{from: "pg_tablespace x", acl: "x.spcacl", owner: "x.spcowner", object: "quote_ident(x.spcname)", kind: "TABLESPACE"},
+	{from: "pg_foreign_data_wrapper x", acl: "x.fdwacl", owner: "x.fdwowner", object: "quote_ident(x.fdwname)", kind: "FOREIGN DATA WRAPPER"},
+	{from: "pg_foreign_server x", acl: "x.srvacl", owner: "x.srvowner", object: "quote_ident(x.srvname)", kind: "FOREIGN SERVER"},
+	{from: "pg_language x", acl: "x.lanacl", owner: "x.lanowner", object: "quote_ident(x.lanname)", kind: "LANGUAGE"},
+}
+
+// loop is the PL/pgSQL loop that revokes from the role r everything the
+// admin can revoke on this catalog's rows it does not own.
+func (c aclCatalog) loop() string {
+	where := ""
+	if c.where != "" {
+		where = " AND " + c.where
+	}
+	return "  FOR o IN SELECT DISTINCT " + c.object + " AS obj FROM " + c.from + ", aclexplode(" + c.acl + ") a\n" +
+		"     WHERE " + c.owner + " <> r AND a.grantee = r AND pg_has_role(current_user, a.grantor, 'MEMBER')" + where + "\n" +
+		"  LOOP\n    EXECUTE format('REVOKE ALL ON " + c.kind + " %s FROM %I', o.obj, {role});\n  END LOOP;\n"
+}
+
+// resetParametersAndDefaults revokes configuration-parameter privileges
+// (PostgreSQL 15+, pg_parameter_acl; looked up dynamically so older servers
+// skip it) and default privileges that name the role.
+const resetParametersAndDefaults = `  IF to_regclass('pg_catalog.pg_parameter_acl') IS NOT NULL THEN
     FOR o IN EXECUTE 'SELECT DISTINCT p.parname AS obj FROM pg_parameter_acl p, aclexplode(p.paracl) a
         WHERE a.grantee = $1 AND pg_has_role(current_user, a.grantor, ''MEMBER'')' USING r
     LOOP
@@ -237,7 +228,7 @@ BEGIN
       EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s REVOKE ALL ON %s FROM %I', o.owner, o.nsp, o.kind, {role});
     END IF;
   END LOOP;
-END`
+`
 
 // grantHash fingerprints a request's grant (request.fingerprint) for the
 // owner record, so that a warm Ensure can tell from the role's comment alone
