@@ -72,8 +72,8 @@ func TestAttack_SecurityDefinerAfterCleanup(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
 		r := newRig(t, pg, nil)
 		pg.CreateAppDatabase(t, "secdefdb")
-		mallory := r.client("secdef-mallory@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"secdefdb": dbGrant("admin")}))
-		victim := r.client("secdef-victim@example.com", "desk", grantJSON(map[string]authz.DatabaseGrant{"secdefdb": dbGrant("readonly")}))
+		mallory := r.client("atk-secdef-mallory@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"secdefdb": dbGrant("admin")}))
+		victim := r.client("atk-secdef-victim@example.com", "desk", grantJSON(map[string]authz.DatabaseGrant{"secdefdb": dbGrant("readonly")}))
 
 		conn := r.mustConnect(mallory, "secdefdb", map[string]string{"options": "-c waypoint_presets=admin"})
 		role := roleOf(t, conn)
@@ -141,7 +141,7 @@ func TestAttack_MergedGrantsNoCrossProduct(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
 		r := newRig(t, pg, nil)
 		pg.CreateAppDatabase(t, "mergedb")
-		mallory := r.client("merge-mallory@evil.example", "evil",
+		mallory := r.client("atk-merge-mallory@evil.example", "evil",
 			grantJSON(map[string]authz.DatabaseGrant{"*": {Permissions: []string{"admin"}, Schemas: []string{"app"}}}),
 			grantJSON(map[string]authz.DatabaseGrant{"mergedb": {Permissions: []string{"readonly"}, Schemas: []string{"public"}}}))
 		conn := r.mustConnect(mallory, "mergedb", nil)
@@ -229,7 +229,7 @@ func TestAttack_NarrowingRevokesEveryKind(t *testing.T) {
 		narrowObjects(t, pg, "narrowdb")
 		wide := grantJSON(map[string]authz.DatabaseGrant{"narrowdb": {Permissions: []string{"readonly"}, SQL: narrowSQL}})
 		narrow := grantJSON(map[string]authz.DatabaseGrant{"narrowdb": dbGrant("readonly")})
-		user := r.client("narrow-user@example.com", "desk", wide)
+		user := r.client("atk-narrow-user@example.com", "desk", wide)
 
 		conn := r.mustConnect(user, "narrowdb", nil)
 		role := roleOf(t, conn)
@@ -269,8 +269,8 @@ func TestAttack_LocksCannotStallOthers(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
 		r := newRig(t, pg, nil)
 		pg.CreateAppDatabase(t, "lockdb")
-		mallory := r.client("lock-mallory@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"*": dbGrant("readonly")}))
-		victim := r.client("lock-victim@example.com", "desk", grantJSON(map[string]authz.DatabaseGrant{"lockdb": dbGrant("readwrite")}))
+		mallory := r.client("atk-lock-mallory@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"*": dbGrant("readonly")}))
+		victim := r.client("atk-lock-victim@example.com", "desk", grantJSON(map[string]authz.DatabaseGrant{"lockdb": dbGrant("readwrite")}))
 
 		if _, err := r.connect(mallory, "postgres", nil); sqlstate(err) != "28000" {
 			t.Errorf("a \"*\" grant connecting to the admin database: got %v, want FATAL 28000", err)
@@ -326,7 +326,7 @@ func TestAttack_LocksCannotStallOthers(t *testing.T) {
 func TestAttack_SelfSetPasswordExpires(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
 		r := newRigWith(t, pg, func(o *provision.Options) { o.PasswordLifetime = 2 * time.Second }, nil)
-		mallory := r.client("selfpw-mallory@evil.example", "evil", readonlyAppdb)
+		mallory := r.client("atk-selfpw-mallory@evil.example", "evil", readonlyAppdb)
 		conn := r.mustConnect(mallory, "appdb", nil)
 		role := roleOf(t, conn)
 		const mine = "mallory-knows-this-one"
@@ -379,7 +379,7 @@ func TestAttack_SelfSetPasswordExpires(t *testing.T) {
 func TestAttack_PasswordLifetimeDefault(t *testing.T) {
 	pg := pgtest.Shared(t, pgtest.Options{})
 	r := newRig(t, pg, nil)
-	user := r.client("lifetime@example.com", "desk", readonlyAppdb)
+	user := r.client("atk-lifetime@example.com", "desk", readonlyAppdb)
 	conn := r.mustConnect(user, "appdb", nil)
 	role := roleOf(t, conn)
 	got := superString(t, pg, "postgres", "SELECT extract(epoch FROM rolvaliduntil - now())::int::text FROM pg_roles WHERE rolname = $1", role)
@@ -414,7 +414,7 @@ func TestAttack_IdentityCannotBeForged(t *testing.T) {
 		} {
 			pg.Exec(t, "auditdb", sql)
 		}
-		mallory := r.client("forge-mallory@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"auditdb": dbGrant("readwrite")}))
+		mallory := r.client("atk-forge-mallory@evil.example", "evil", grantJSON(map[string]authz.DatabaseGrant{"auditdb": dbGrant("readwrite")}))
 		conn := r.mustConnect(mallory, "auditdb", nil)
 		role := roleOf(t, conn)
 		if err := execSQL(conn, "SET waypoint.login = 'ceo@example.com'"); err != nil {
@@ -427,7 +427,7 @@ func TestAttack_IdentityCannotBeForged(t *testing.T) {
 			t.Fatalf("insert: %v", err)
 		}
 		got := superString(t, pg, "auditdb", "SELECT concat_ws(' ', login, machine, role, claimed) FROM public.audit_trail")
-		if want := "forge-mallory@evil.example evil " + role + " ceo@example.com"; got != want {
+		if want := "atk-forge-mallory@evil.example evil " + role + " ceo@example.com"; got != want {
 			t.Errorf("audit row: got %q, want %q (the record's login, not the claimed one)", got, want)
 		}
 	})

@@ -140,6 +140,12 @@ func TestRun_CountersLive(t *testing.T) {
 	if _, err := io.ReadFull(r.serverApp, buf); err != nil {
 		t.Fatal(err)
 	}
+	// The copier counts a chunk once its write returned, which may be just
+	// after the reader saw the bytes: wait for it, within liveness.
+	deadline := time.Now().Add(liveness)
+	for counters.ClientToServer() != 10 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if got := counters.ClientToServer(); got != 10 {
 		t.Errorf("while running: got ClientToServer %d, want 10", got)
 	}
