@@ -53,6 +53,30 @@ const (
 	CleanupSkippedActive = "skipped_active"
 )
 
+// Connection setup stages, the values of the "stage" label of
+// waypoint_connect_stage_seconds, in the order a connection goes through
+// them. Any other value passed to ConnectStage is recorded as StageOther.
+const (
+	StageWhois        = "whois"         // identify the caller on the tailnet
+	StageStartup      = "startup"       // TLS negotiation and the client's startup packet
+	StageDecide       = "decide"        // apply the grant
+	StageAdmit        = "admit"         // count against max_conns
+	StageProvision    = "provision"     // create, reconcile or rotate the role
+	StageUpstreamDial = "upstream_dial" // TCP connection to the backend
+	StageUpstreamAuth = "upstream_auth" // backend TLS, authentication, until idle
+	StageFinish       = "finish"        // cancel key and the rest of the client's startup
+	StageOther        = "other"
+)
+
+// Stages lists the connection setup stages in order.
+var Stages = []string{StageWhois, StageStartup, StageDecide, StageAdmit, StageProvision, StageUpstreamDial, StageUpstreamAuth, StageFinish}
+
+// stageBuckets resolve the stages of one connection setup, from tens of
+// microseconds (decide) to seconds (a slow backend).
+var stageBuckets = []float64{
+	0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+}
+
 // latencyBuckets suit operations that take from half a millisecond to a few
 // seconds: provisioning a role (a few SQL statements) and a backend login.
 var latencyBuckets = []float64{
@@ -75,6 +99,7 @@ type Metrics struct {
 	refused            *prometheus.CounterVec
 	provisionDuration  *prometheus.HistogramVec
 	upstreamLogin      *prometheus.HistogramVec
+	connectStage       *prometheus.HistogramVec
 	revalidationClosed *prometheus.CounterVec
 	limitRejected      *prometheus.CounterVec
 	cleanupRuns        *prometheus.CounterVec
@@ -107,6 +132,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		upstreamLogin: histogramVec("upstream_login_duration_seconds",
 			"Time to log in to the backend as the provisioned role (dial, TLS and authentication).",
 			latencyBuckets, "listener"),
+		connectStage: histogramVec("connect_stage_seconds",
+			"Time each stage of a connection's setup took (whois, startup, decide, admit, provision, upstream_dial, upstream_auth, finish); a failed stage is observed too.",
+			stageBuckets, "listener", "stage"),
 		revalidationClosed: counterVec("revalidation_closed_total",
 			"Sessions closed because periodic revalidation found access lost, by reason.",
 			"listener", "reason"),
@@ -131,7 +159,7 @@ func New(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.sessionsActive, m.connections, m.bytes, m.sessionDuration, m.refused,
-		m.provisionDuration, m.upstreamLogin, m.revalidationClosed, m.limitRejected,
+		m.provisionDuration, m.upstreamLogin, m.connectStage, m.revalidationClosed, m.limitRejected,
 		m.cleanupRuns, m.cleanupRoles, m.cleanupErrors,
 	}
 }

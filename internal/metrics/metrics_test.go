@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +165,18 @@ waypoint_session_duration_seconds_count{listener="pg"} 1
 `,
 		},
 		{
+			name: "ConnectStage observes by stage; an unknown stage is other",
+			record: func(m *Metrics) {
+				m.ConnectStage("pg", StageProvision, 3*time.Millisecond)
+				m.ConnectStage("pg", "made-up", 30*time.Microsecond)
+			},
+			metric: "waypoint_connect_stage_seconds",
+			want: `
+# HELP waypoint_connect_stage_seconds Time each stage of a connection's setup took (whois, startup, decide, admit, provision, upstream_dial, upstream_auth, finish); a failed stage is observed too.
+# TYPE waypoint_connect_stage_seconds histogram
+` + stageBucketLines("other", 0.00005, 0.00003) + stageBucketLines("provision", 0.005, 0.003),
+		},
+		{
 			name: "ProvisionDuration observes by result",
 			record: func(m *Metrics) {
 				m.ProvisionDuration("pg", 3*time.Millisecond, nil)
@@ -255,6 +269,7 @@ func TestMetrics_NilReceiver(t *testing.T) {
 	m.Refused("pg", "no_grant")
 	m.ProvisionDuration("pg", time.Millisecond, nil)
 	m.UpstreamLoginDuration("pg", time.Millisecond)
+	m.ConnectStage("pg", StageWhois, time.Millisecond)
 	m.RevalidationClosed("pg", "revoked")
 	m.LimitRejected("pg", LimitMaxConns)
 	m.CleanupRun("pg", 1, 0, 1, 1)
@@ -327,7 +342,29 @@ func touchAll(m *Metrics) {
 	m.Refused("pg", "no_grant")
 	m.ProvisionDuration("pg", time.Millisecond, nil)
 	m.UpstreamLoginDuration("pg", time.Millisecond)
+	m.ConnectStage("pg", StageWhois, time.Millisecond)
 	m.RevalidationClosed("pg", "revoked")
 	m.LimitRejected("pg", LimitMaxConns)
 	m.CleanupRun("pg", 1, 0, 1, 1)
+}
+
+// stageBucketLines renders the exposition lines of one observation of secs
+// in stage, whose first bucket that holds it is le.
+func stageBucketLines(stage string, le, secs float64) string {
+	var b strings.Builder
+	in := false
+	for _, bound := range stageBuckets {
+		if bound == le {
+			in = true
+		}
+		n := 0
+		if in {
+			n = 1
+		}
+		fmt.Fprintf(&b, "waypoint_connect_stage_seconds_bucket{listener=\"pg\",stage=%q,le=%q} %d\n", stage, strconv.FormatFloat(bound, 'g', -1, 64), n)
+	}
+	fmt.Fprintf(&b, "waypoint_connect_stage_seconds_bucket{listener=\"pg\",stage=%q,le=\"+Inf\"} 1\n", stage)
+	fmt.Fprintf(&b, "waypoint_connect_stage_seconds_sum{listener=\"pg\",stage=%q} %s\n", stage, strconv.FormatFloat(secs, 'g', -1, 64))
+	fmt.Fprintf(&b, "waypoint_connect_stage_seconds_count{listener=\"pg\",stage=%q} 1\n", stage)
+	return b.String()
 }

@@ -1,6 +1,9 @@
 package metrics
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // ConnOpened records a new client connection on listener: the
 // waypoint_sessions_active gauge goes up by one. Every ConnOpened must be
@@ -68,6 +71,18 @@ func (m *Metrics) UpstreamLoginDuration(listener string, d time.Duration) {
 		return
 	}
 	m.upstreamLogin.WithLabelValues(listener).Observe(seconds(d))
+}
+
+// ConnectStage observes how long one setup stage of a connection took.
+// stage must be one of Stages; anything else is recorded as StageOther.
+func (m *Metrics) ConnectStage(listener, stage string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if !slices.Contains(Stages, stage) {
+		stage = StageOther
+	}
+	m.connectStage.WithLabelValues(listener, stage).Observe(seconds(d))
 }
 
 // RevalidationClosed records a session closed because revalidation found its

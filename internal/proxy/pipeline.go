@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/coord"
+	"github.com/waypoint-proxy/waypoint/internal/metrics"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/relay"
 )
@@ -78,6 +80,7 @@ func (s *Server) pipeline(sess *session) error {
 
 // identify asks the tailnet who is calling.
 func (s *Server) identify(ctx context.Context, sess *session) error {
+	defer s.stageDone(metrics.StageWhois, time.Now())
 	peer, err := s.opts.Resolver.WhoIs(ctx, sess.remote)
 	if err != nil {
 		return fail(KindUnidentified, fmt.Errorf("whois %s: %w", sess.remote, err))
@@ -89,6 +92,7 @@ func (s *Server) identify(ctx context.Context, sess *session) error {
 // readStartup runs the Postgres handshake up to the StartupMessage (or a
 // CancelRequest).
 func (s *Server) readStartup(ctx context.Context, sess *session) error {
+	defer s.stageDone(metrics.StageStartup, time.Now())
 	c, err := pgwire.Accept(ctx, sess.conn, pgwire.FrontOptions{
 		TLSMode:   s.opts.TLSMode,
 		TLSConfig: s.opts.TLSConfig,
@@ -105,6 +109,7 @@ func (s *Server) readStartup(ctx context.Context, sess *session) error {
 
 // decide applies the caller's grant to the requested database.
 func (s *Server) decide(sess *session) error {
+	defer s.stageDone(metrics.StageDecide, time.Now())
 	maxPreset, _, err := authz.PresetRequest(sess.client.Params)
 	if err != nil {
 		return failMsg(KindDenied, "invalid waypoint_presets request: "+err.Error(), err)
@@ -131,6 +136,7 @@ func (s *Server) decide(sess *session) error {
 // Waypoint instance sharing the coordination store. When the store cannot be
 // reached the connection is refused: limits fail closed.
 func (s *Server) admit(ctx context.Context, sess *session) (release func(), err error) {
+	defer s.stageDone(metrics.StageAdmit, time.Now())
 	subject := s.opts.Listener + "/" + sess.peer.Subject()
 	release, err = s.opts.Coord.Acquire(ctx, subject, sess.eff.Limits.MaxConns)
 	switch {
@@ -151,12 +157,14 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 	start := time.Now()
 	lease, err := s.opts.Provisioner.Ensure(ctx, sess.peer, sess.eff)
 	s.opts.Metrics.ProvisionDuration(s.opts.Listener, time.Since(start), err)
+	s.stageDone(metrics.StageProvision, start)
 	if err != nil {
 		return classifyProvision(err)
 	}
 	defer lease.Release()
 	sess.role = lease.Role
 	start = time.Now()
+	dial := &timedDial{dial: s.opts.Backend.DialFunc}
 	up, err := pgwire.ConnectUpstream(ctx, pgwire.UpstreamConfig{
 		Addr:        s.opts.Backend.Addr,
 		Database:    sess.eff.Database,
@@ -166,9 +174,12 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 		RootCAs:     s.opts.Backend.RootCAs,
 		RequireAuth: s.opts.Backend.Auth,
 		Params:      forwardedParams(sess.client.Params, sess.peer),
-		DialFunc:    s.opts.Backend.DialFunc,
+		DialFunc:    dial.DialContext,
 	})
 	s.opts.Metrics.UpstreamLoginDuration(s.opts.Listener, time.Since(start))
+	dialed := time.Duration(dial.took.Load())
+	s.observeStage(metrics.StageUpstreamDial, dialed)
+	s.observeStage(metrics.StageUpstreamAuth, time.Since(start)-dialed)
 	if err != nil {
 		return classifyUpstream(err)
 	}
@@ -178,6 +189,7 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 
 // greet completes the client's startup with Waypoint's own cancel key.
 func (s *Server) greet(sess *session) error {
+	defer s.stageDone(metrics.StageFinish, time.Now())
 	key, err := s.keys.register(sess)
 	if err != nil {
 		return fail(KindInternal, err)
@@ -229,4 +241,38 @@ func (s *Server) relay(sess *session) error {
 			msg: fmt.Sprintf("session ended: it relayed the maximum of %d bytes (max_bytes_per_conn); reconnect to continue", limits.MaxBytesPerConn)}
 	}
 	return nil
+}
+
+// stageDone observes the stage that started at start; call it deferred at
+// the top of a stage function.
+func (s *Server) stageDone(stage string, start time.Time) {
+	s.observeStage(stage, time.Since(start))
+}
+
+// observeStage records one stage's duration in the metrics and the
+// OnStage hook.
+func (s *Server) observeStage(stage string, d time.Duration) {
+	s.opts.Metrics.ConnectStage(s.opts.Listener, stage, d)
+	if s.opts.OnStage != nil {
+		s.opts.OnStage(stage, d)
+	}
+}
+
+// timedDial is a dial function that remembers how long its dials took in
+// total (pgconn may dial twice, e.g. TLS then plaintext with "prefer"). It
+// stays with the upstream connection for cancel requests, hence atomic.
+type timedDial struct {
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	took atomic.Int64 // nanoseconds
+}
+
+// DialContext dials with t.dial, or a net.Dialer when it is nil.
+func (t *timedDial) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	start := time.Now()
+	defer func() { t.took.Add(int64(time.Since(start))) }()
+	if t.dial != nil {
+		return t.dial(ctx, network, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }

@@ -82,6 +82,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics records connection outcomes and latencies. Nil records nothing.
 	Metrics *metrics.Metrics
+	// OnStage, when set, is called with the duration of each setup stage
+	// of every connection (metrics.Stages), from the connection's
+	// goroutine; it must be safe for concurrent use. For benchmarks. Nil
+	// means none.
+	OnStage func(stage string, d time.Duration)
 	// Audit, when set, records every statement text (simple Query and
 	// extended Parse) with the caller's identity. Nil means no audit log.
 	Audit *audit.Logger
