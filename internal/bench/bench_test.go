@@ -60,7 +60,7 @@ type config struct {
 	pgbenchClients  int
 	pgbenchThreads  int
 	pgbenchDuration time.Duration
-	pgbenchRounds   int // alternating baseline/Waypoint runs; the mean of each counts
+	pgbenchRounds   int // alternating baseline/Waypoint runs; the median of each counts
 
 	copyBytes  int64
 	copyRounds int
@@ -90,8 +90,8 @@ func fullConfig() config {
 	return config{
 		full:    true,
 		seqWarm: 200, seqCold: 30, psqlWarm: 40, psqlCold: 15,
-		pgbenchScale: 1, pgbenchClients: 8, pgbenchThreads: 2, pgbenchDuration: 10 * time.Second, pgbenchRounds: 3,
-		copyBytes: 300e6, copyRounds: 3,
+		pgbenchScale: 1, pgbenchClients: 8, pgbenchThreads: 2, pgbenchDuration: 10 * time.Second, pgbenchRounds: 5,
+		copyBytes: 300e6, copyRounds: 5,
 		stormIdentities: 20, stormPerIdentity: 10, stormOne: 50,
 		idleSessions: 200,
 		pprofTop:     true,
@@ -189,28 +189,31 @@ func profileDir(t *testing.T, full bool) string {
 }
 
 // sequentialPgx measures connect+SELECT 1+close with pgx, under the
-// "connect" profile.
+// "connect" profile, and where Waypoint's part of the time goes.
 func (b *run) sequentialPgx() {
 	h := b.h
 	pair := h.newPair()
 	defer pair.retire()
 	cold := h.identities("cold", b.cfg.seqCold)
 	defer h.retire(cold)
-	l4, warm := h.baselineConfig(pair.l4), h.waypointConfig(pair.wp)
-	coldCfgs := make([]*pgx.ConnConfig, len(cold))
-	for i, c := range cold {
-		coldCfgs[i] = h.waypointConfig(c)
-	}
+	l4, l4def, warm := h.baselineConfig(pair.l4), h.defaultCostConfig(pair.l4), h.waypointConfig(pair.wp)
 	// One unmeasured round: the warm role exists, code paths are warm.
-	for _, cfg := range []*pgx.ConnConfig{l4, warm} {
+	for _, cfg := range []*pgx.ConnConfig{l4, l4def, warm} {
 		if _, err := connectOnce(cfg); err != nil {
 			b.t.Fatalf("first connection: %v\nwaypoint log: %v", err, h.logs.take())
 		}
 	}
+	once := func(cfg *pgx.ConnConfig) measure { return func() (time.Duration, error) { return connectOnce(cfg) } }
+	rec := h.stages
+	coldM := make([]measure, len(cold))
+	for i, c := range cold {
+		coldM[i] = rec.tagged("cold", once(h.waypointConfig(c)))
+	}
 	phase := b.startPhase("connect")
-	r := measureSequential(b.cfg.seqWarm, l4, warm, coldCfgs, connectOnce)
+	r := measureSequential(b.cfg.seqWarm, once(l4), once(l4def), rec.tagged("warm", once(warm)), coldM)
 	b.stopPhase(phase)
 	b.reportSequential(secConnect, r)
+	rec.report(b)
 	b.seqWarmP50, b.seqL4P50 = r.warm.summary().P50, r.l4.summary().P50
 }
 
@@ -226,22 +229,25 @@ func (b *run) sequentialPsql() {
 	defer pair.retire()
 	l4Host, l4Port := h.forward(pair.l4, h.l4Addr)
 	wpHost, wpPort := h.forward(pair.wp, h.wpAddr)
-	var cold []psqlTarget
+	once := func(p psqlTarget) measure {
+		return func() (time.Duration, error) { return psqlOnce(psql, p.host, p.port, p.user, p.password) }
+	}
+	var cold []measure
 	coldClients := h.identities("coldpsql", b.cfg.psqlCold)
 	defer h.retire(coldClients)
 	for _, c := range coldClients {
 		host, port := h.forward(c, h.wpAddr)
-		cold = append(cold, psqlTarget{host: host, port: port, user: "ignored"})
+		cold = append(cold, once(psqlTarget{host: host, port: port, user: "ignored"}))
 	}
-	once := func(p psqlTarget) (time.Duration, error) { return psqlOnce(psql, p.host, p.port, p.user, p.password) }
-	l4 := psqlTarget{l4Host, l4Port, directUser, h.directPassword}
+	l4 := psqlTarget{l4Host, l4Port, matchedUser, h.directPassword}
+	l4def := psqlTarget{l4Host, l4Port, directUser, h.directPassword}
 	warm := psqlTarget{wpHost, wpPort, "ignored", ""}
-	for _, p := range []psqlTarget{l4, warm} {
-		if _, err := once(p); err != nil {
+	for _, p := range []psqlTarget{l4, l4def, warm} {
+		if _, err := once(p)(); err != nil {
 			b.t.Fatalf("first psql run: %v", err)
 		}
 	}
-	b.reportSequential(secPsql, measureSequential(b.cfg.psqlWarm, l4, warm, cold, once))
+	b.reportSequential(secPsql, measureSequential(b.cfg.psqlWarm, once(l4), once(l4def), once(warm), cold))
 }
 
 // pgbench measures pgbench -S TPS through both, the Waypoint runs under
@@ -262,7 +268,7 @@ func (b *run) pgbench() {
 	for round := range b.cfg.pgbenchRounds {
 		h.waitQuiet()
 		ph := b.startPhaseIf(round == 0, "relay-l4")
-		tps, err := b.pgbenchRun(pgbench, l4Host, l4Port, directUser, h.directPassword)
+		tps, err := b.pgbenchRun(pgbench, l4Host, l4Port, matchedUser, h.directPassword)
 		b.stopPhase(ph)
 		if err != nil {
 			b.t.Errorf("pgbench through the baseline: %v", err)
@@ -279,13 +285,13 @@ func (b *run) pgbench() {
 		}
 		wpTPS = append(wpTPS, tps)
 	}
-	ratio := Ratio(mean(wpTPS), mean(l4TPS))
+	ratio := Ratio(median(wpTPS), median(l4TPS))
 	b.report.Add(secPgbench, Row{
-		Name: fmt.Sprintf("%d clients, %d threads, %v, scale %d (mean of %d)", b.cfg.pgbenchClients,
+		Name: fmt.Sprintf("%d clients, %d threads, %v, scale %d (median of %d alternating rounds; all rounds)", b.cfg.pgbenchClients,
 			b.cfg.pgbenchThreads, b.cfg.pgbenchDuration, b.cfg.pgbenchScale, b.cfg.pgbenchRounds),
-		Waypoint: fmt.Sprintf("%.0f tps %s", mean(wpTPS), roundsString(wpTPS, "%.0f")),
-		Baseline: fmt.Sprintf("%.0f tps %s", mean(l4TPS), roundsString(l4TPS, "%.0f")),
-		Ratio:    ratio, Value: ratio, Target: AtLeastRatio(0.95),
+		Waypoint: fmt.Sprintf("%.0f tps %s", median(wpTPS), roundsString(wpTPS, "%.0f")),
+		Baseline: fmt.Sprintf("%.0f tps %s", median(l4TPS), roundsString(l4TPS, "%.0f")),
+		Ratio:    ratio, Value: ratio, Target: AtLeastRatio(0.97),
 	})
 }
 
@@ -319,12 +325,12 @@ func (b *run) bulkCopy() {
 			got = n
 		}
 	}
-	ratio := Ratio(mean(rates[1]), mean(rates[0]))
+	ratio := Ratio(median(rates[1]), median(rates[0]))
 	b.report.Add(secCopy, Row{
-		Name:     fmt.Sprintf("%.0f MB out (mean of %d)", float64(got)/1e6, b.cfg.copyRounds),
-		Waypoint: fmt.Sprintf("%.1f MB/s %s", mean(rates[1]), roundsString(rates[1], "%.1f")),
-		Baseline: fmt.Sprintf("%.1f MB/s %s", mean(rates[0]), roundsString(rates[0], "%.1f")),
-		Ratio:    ratio, Value: ratio, Target: AtLeastRatio(0.9),
+		Name:     fmt.Sprintf("%.0f MB out (median of %d alternating rounds; all rounds)", float64(got)/1e6, b.cfg.copyRounds),
+		Waypoint: fmt.Sprintf("%.1f MB/s %s", median(rates[1]), roundsString(rates[1], "%.1f")),
+		Baseline: fmt.Sprintf("%.1f MB/s %s", median(rates[0]), roundsString(rates[0], "%.1f")),
+		Ratio:    ratio, Value: ratio, Target: AtLeastRatio(0.95),
 	})
 }
 

@@ -33,8 +33,14 @@ const (
 	// benchDB is the database every figure is measured against.
 	benchDB = "benchdb"
 	// directUser is the password role clients log in as through the L4
-	// baseline; it holds the same privileges as Waypoint's readonly preset.
+	// baseline; it holds the same privileges as Waypoint's readonly preset
+	// and PostgreSQL's default SCRAM cost (4096 iterations): what a user
+	// connecting directly pays.
 	directUser = "bench_direct"
+	// matchedUser is the same, with a verifier of Waypoint's own SCRAM
+	// cost (provision.DefaultSCRAMIterations): the like-for-like baseline
+	// that isolates the proxy's overhead.
+	matchedUser = "bench_matched"
 	// pgPort is the port both proxies listen on in the tailnet.
 	pgPort = 5432
 	// warmupPort is a port on Waypoint's node that accepts and closes, used
@@ -63,14 +69,15 @@ type harness struct {
 	directPassword string
 	logs           *warnLog
 
-	grant string // the readonly grant on benchDB, as JSON
-	next  int    // identities created so far, for unique names
+	grant  string         // the readonly grant on benchDB, as JSON
+	stages *stageRecorder // Waypoint's setup stages, for the stage table
+	next   int            // identities created so far, for unique names
 }
 
 // newHarness builds everything; all of it is torn down by t's cleanup.
 func newHarness(t *testing.T, cfg config) *harness {
 	t.Helper()
-	h := &harness{t: t, cfg: cfg, logs: &warnLog{}, directPassword: rand.Text()}
+	h := &harness{t: t, cfg: cfg, logs: &warnLog{}, directPassword: rand.Text(), stages: newStageRecorder()}
 	// Room for the memory phase's sessions through both paths at once,
 	// next to Waypoint's admin connections.
 	h.pg = pgtest.Start(t, pgtest.Options{Settings: map[string]string{
@@ -129,7 +136,8 @@ func (h *harness) startWaypoint() {
 			Backend:     proxy.Backend{Addr: h.pg.Addr(), TLS: "disable"},
 			// Production writes one line per connection; the cost of
 			// formatting it is part of the figures.
-			Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
+			Logger:  slog.New(slog.NewTextHandler(h.logs, nil)),
+			OnStage: h.stages.observe,
 		})
 		if err != nil {
 			return
@@ -148,8 +156,15 @@ func (h *harness) startWaypoint() {
 // forwarder on its own node, under the pprof label side=l4.
 func (h *harness) startBaseline() {
 	t := h.t
+	verifier, err := provision.SCRAMVerifier(h.directPassword, provision.DefaultSCRAMIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.pg.Exec(t, "postgres", fmt.Sprintf("SET log_statement = 'none'; CREATE ROLE %s LOGIN PASSWORD '%s'", directUser, h.directPassword))
-	h.pg.Exec(t, benchDB, fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s; GRANT USAGE ON SCHEMA public TO %[2]s", benchDB, directUser))
+	h.pg.Exec(t, "postgres", fmt.Sprintf("SET log_statement = 'none'; CREATE ROLE %s LOGIN PASSWORD '%s'", matchedUser, verifier))
+	for _, u := range []string{directUser, matchedUser} {
+		h.pg.Exec(t, benchDB, fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s; GRANT USAGE ON SCHEMA public TO %[2]s", benchDB, u))
+	}
 	ln, err := h.l4Node.Listen("tcp", fmt.Sprintf(":%d", pgPort))
 	if err != nil {
 		t.Fatalf("baseline listen: %v", err)
@@ -264,6 +279,12 @@ func (h *harness) waypointConfig(c *tailnettest.Client) *pgx.ConnConfig {
 // baselineConfig is a pgx configuration that reaches benchDB through the L4
 // baseline from c, logging in with the direct role's password.
 func (h *harness) baselineConfig(c *tailnettest.Client) *pgx.ConnConfig {
+	return h.pgxConfig(c, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", matchedUser, h.directPassword, h.l4Addr, benchDB))
+}
+
+// defaultCostConfig is baselineConfig as the role with PostgreSQL's default
+// SCRAM cost: what connecting directly costs a user.
+func (h *harness) defaultCostConfig(c *tailnettest.Client) *pgx.ConnConfig {
 	return h.pgxConfig(c, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", directUser, h.directPassword, h.l4Addr, benchDB))
 }
 

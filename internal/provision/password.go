@@ -38,6 +38,14 @@ func newPassword() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+// SCRAMVerifier returns the SCRAM-SHA-256 verifier PostgreSQL stores for
+// password with iterations PBKDF2 rounds and a random salt, as ALTER ROLE
+// … PASSWORD accepts it. Benchmarks use it to give a baseline role the
+// same login cost as Waypoint's roles.
+func SCRAMVerifier(password string, iterations int) (string, error) {
+	return scramVerifier(password, iterations)
+}
+
 // scramVerifier returns the SCRAM-SHA-256 verifier PostgreSQL stores for
 // password (RFC 5803 format as used by PostgreSQL):
 // SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, base64 std.
