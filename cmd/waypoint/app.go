@@ -143,6 +143,11 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 		Metrics:          a.metrics,
 		Coord:            store,
 		Audit:            auditLog,
+		Spares: proxy.Spares{
+			PerRole:     l.Postgres.SpareBackends,
+			Max:         l.Postgres.MaxSpareBackends,
+			IdleTimeout: l.Postgres.SpareIdleTimeout,
+		},
 	})
 	if err != nil {
 		rl.close()

@@ -223,3 +223,33 @@ func isOptSpace(c byte) bool {
 	}
 	return false
 }
+
+// OptionSettings returns the run-time settings an options startup
+// parameter carries (-c name=value, -cname=value, --name=value; a '-' in a
+// name means '_', as PostgreSQL reads it), in order. ok is false when opts
+// has any other switch (e.g. -d 5 or -B), whose effect only a real
+// backend start can reproduce.
+func OptionSettings(opts string) (settings [][2]string, ok bool) {
+	words := splitOptions(opts)
+	for i := 0; i < len(words); i++ {
+		w := words[i].text
+		var arg string
+		switch {
+		case w == "-c" && i+1 < len(words):
+			i++
+			arg = words[i].text
+		case strings.HasPrefix(w, "-c") && len(w) > 2:
+			arg = w[2:]
+		case strings.HasPrefix(w, "--") && len(w) > 2:
+			arg = w[2:]
+		default:
+			return nil, false
+		}
+		name, value, found := strings.Cut(arg, "=")
+		if !found || name == "" {
+			return nil, false
+		}
+		settings = append(settings, [2]string{strings.ReplaceAll(name, "-", "_"), value})
+	}
+	return settings, true
+}

@@ -157,3 +157,27 @@ func TestSplitOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestOptionSettings(t *testing.T) {
+	tests := []struct {
+		opts   string
+		want   [][2]string
+		wantOK bool
+	}{
+		{"", nil, true},
+		{"-c DateStyle=ISO,DMY", [][2]string{{"DateStyle", "ISO,DMY"}}, true},
+		{"-cwork_mem=8MB --statement-timeout=5s", [][2]string{{"work_mem", "8MB"}, {"statement_timeout", "5s"}}, true},
+		{`-c search_path=a,\ b`, [][2]string{{"search_path", "a, b"}}, true},
+		{"-c application_name=x -c application_name=y", [][2]string{{"application_name", "x"}, {"application_name", "y"}}, true},
+		{"-d 5", nil, false},
+		{"-c work_mem=1MB -B 100", nil, false},
+		{"-c novalue", nil, false},
+		{"-c", nil, false},
+	}
+	for _, tt := range tests {
+		got, ok := OptionSettings(tt.opts)
+		if ok != tt.wantOK || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("OptionSettings(%q): got %q, %v; want %q, %v", tt.opts, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}

@@ -196,9 +196,10 @@ func (b *run) sequentialPgx() {
 	defer pair.retire()
 	cold := h.identities("cold", b.cfg.seqCold)
 	defer h.retire(cold)
-	l4, l4def, warm := h.baselineConfig(pair.l4), h.defaultCostConfig(pair.l4), h.waypointConfig(pair.wp)
-	// One unmeasured round: the warm role exists, code paths are warm.
-	for _, cfg := range []*pgx.ConnConfig{l4, l4def, warm} {
+	l4, l4def, warm, spare := h.baselineConfig(pair.l4), h.defaultCostConfig(pair.l4), h.waypointConfig(pair.wp), h.spareConfig(pair.wp)
+	// One unmeasured round: the warm role exists, code paths are warm, the
+	// first spare is open.
+	for _, cfg := range []*pgx.ConnConfig{l4, l4def, warm, spare} {
 		if _, err := connectOnce(cfg); err != nil {
 			b.t.Fatalf("first connection: %v\nwaypoint log: %v", err, h.logs.take())
 		}
@@ -210,7 +211,7 @@ func (b *run) sequentialPgx() {
 		coldM[i] = rec.tagged("cold", once(h.waypointConfig(c)))
 	}
 	phase := b.startPhase("connect")
-	r := measureSequential(b.cfg.seqWarm, once(l4), once(l4def), rec.tagged("warm", once(warm)), coldM)
+	r := measureSequential(b.cfg.seqWarm, once(l4), once(l4def), rec.tagged("warm", once(warm)), h.spareOnce(spare), coldM)
 	b.stopPhase(phase)
 	b.reportSequential(secConnect, r)
 	rec.report(b)
@@ -247,7 +248,7 @@ func (b *run) sequentialPsql() {
 			b.t.Fatalf("first psql run: %v", err)
 		}
 	}
-	b.reportSequential(secPsql, measureSequential(b.cfg.psqlWarm, once(l4), once(l4def), once(warm), cold))
+	b.reportSequential(secPsql, measureSequential(b.cfg.psqlWarm, once(l4), once(l4def), once(warm), nil, cold))
 }
 
 // pgbench measures pgbench -S TPS through both, the Waypoint runs under

@@ -67,7 +67,7 @@ func (s *series) summary() Latency { return Summarize(s.samples) }
 
 // sequentialResult holds the sequential series of one client kind.
 type sequentialResult struct {
-	l4, l4def, warm, cold series
+	l4, l4def, warm, cold, spare series
 }
 
 // measure is one measured connection.
@@ -78,14 +78,18 @@ type measure func() (time.Duration, error)
 // default-cost L4 baseline (l4def: what a user connecting directly pays),
 // Waypoint warm (the role exists) and Waypoint cold (the first connection
 // of each identity), so that drift in the shared machine's load affects
-// all of them alike.
-func measureSequential(n int, l4, l4def, warm measure, cold []measure) sequentialResult {
+// all of them alike. spare, when not nil, is Waypoint warm through the
+// listener with spare backends.
+func measureSequential(n int, l4, l4def, warm, spare measure, cold []measure) sequentialResult {
 	var r sequentialResult
 	for i := range max(n, len(cold)) {
 		if i < n {
 			r.l4.add(l4())
 			r.l4def.add(l4def())
 			r.warm.add(warm())
+			if spare != nil {
+				r.spare.add(spare())
+			}
 		}
 		if i < len(cold) {
 			r.cold.add(cold[i]())
@@ -105,9 +109,13 @@ func (b *run) reportSequential(section string, r sequentialResult) {
 		s      series
 		target Target
 	}{
-		{"Waypoint warm (role exists)", r.warm, AtMostRatio(1.10)},
+		{"Waypoint warm (role exists), spares off", r.warm, AtMostRatio(1.10)},
+		{"Waypoint warm with spare backends", r.spare, AtMostRatio(0.8)},
 		{"Waypoint cold (first connection of an identity)", r.cold, AtMostRatio(1.5)},
 	} {
+		if len(k.s.samples)+len(k.s.errs) == 0 {
+			continue
+		}
 		lat := k.s.summary()
 		ratio := DurationRatio(lat.P50, l4.P50)
 		b.report.Add(section, Row{Name: k.name + " vs matched L4, p50/p90/p99", Waypoint: lat.String(), Baseline: l4.String(),
@@ -115,7 +123,7 @@ func (b *run) reportSequential(section string, r sequentialResult) {
 		b.report.Add(section, Row{Name: "  same vs default-cost L4 (4096-iteration role; no target)", Waypoint: lat.String(),
 			Baseline: l4def.String(), Ratio: DurationRatio(lat.P50, l4def.P50), Value: math.NaN()})
 	}
-	for name, s := range map[string]series{"matched L4": r.l4, "default-cost L4": r.l4def, "warm": r.warm, "cold": r.cold} {
+	for name, s := range map[string]series{"matched L4": r.l4, "default-cost L4": r.l4def, "warm": r.warm, "spare": r.spare, "cold": r.cold} {
 		b.failures(section+" ("+name+")", s.errs)
 	}
 }

@@ -43,6 +43,9 @@ const (
 	matchedUser = "bench_matched"
 	// pgPort is the port both proxies listen on in the tailnet.
 	pgPort = 5432
+	// spareAddrPort is a second Waypoint listener on Waypoint's node, the
+	// same in every way but with spare backends on (one per role).
+	sparePort = 5433
 	// warmupPort is a port on Waypoint's node that accepts and closes, used
 	// to set up a client's tailnet path before its first measured connect.
 	warmupPort = 7
@@ -62,10 +65,13 @@ type harness struct {
 	tn   *tailnettest.Tailnet
 	prov *provision.Provisioner
 	srv  *proxy.Server
-	l4   *l4Forwarder
+	// spareSrv is Waypoint with spare backends, on sparePort of wpNode.
+	spareSrv *proxy.Server
+	l4       *l4Forwarder
 
 	wpNode, l4Node *tailnet.Node
 	wpAddr, l4Addr string // tailnet "ip:port" of each proxy
+	spareAddr      string // tailnet "ip:port" of spareSrv
 	directPassword string
 	logs           *warnLog
 
@@ -88,6 +94,7 @@ func newHarness(t *testing.T, cfg config) *harness {
 	h.wpNode = h.tn.StartNode(t, "waypoint-bench")
 	h.l4Node = h.tn.StartNode(t, "l4-baseline")
 	h.wpAddr = h.tn.ProxyAddr(h.wpNode, pgPort)
+	h.spareAddr = h.tn.ProxyAddr(h.wpNode, sparePort)
 	h.l4Addr = h.tn.ProxyAddr(h.l4Node, pgPort)
 	h.startWaypoint()
 	h.startBaseline()
@@ -129,7 +136,7 @@ func (h *harness) startWaypoint() {
 		if err != nil {
 			return
 		}
-		h.srv, err = proxy.New(proxy.Options{
+		opts := proxy.Options{
 			Listener:    listenerName,
 			Resolver:    h.wpNode,
 			Provisioner: h.prov,
@@ -138,18 +145,28 @@ func (h *harness) startWaypoint() {
 			// formatting it is part of the figures.
 			Logger:  slog.New(slog.NewTextHandler(h.logs, nil)),
 			OnStage: h.stages.observe,
-		})
-		if err != nil {
+		}
+		if h.srv, err = proxy.New(opts); err != nil {
+			return
+		}
+		opts.OnStage = nil
+		opts.Spares = proxy.Spares{PerRole: 1}
+		if h.spareSrv, err = proxy.New(opts); err != nil {
 			return
 		}
 		go h.srv.Serve(ln)
+		var spareLn net.Listener
+		if spareLn, err = h.wpNode.Listen("tcp", fmt.Sprintf(":%d", sparePort)); err != nil {
+			return
+		}
+		go h.spareSrv.Serve(spareLn)
 	})
 	if err != nil {
 		ln.Close()
 		t.Fatalf("start waypoint: %v", err)
 	}
 	t.Cleanup(h.prov.Close)
-	t.Cleanup(func() { h.srv.Close() })
+	t.Cleanup(func() { h.srv.Close(); h.spareSrv.Close() })
 }
 
 // startBaseline creates the baseline's password role and starts the L4
@@ -272,6 +289,11 @@ func warmPath(c *tailnettest.Client, addr string) error {
 
 // waypointConfig is a pgx configuration that reaches benchDB through
 // Waypoint as c. User and password are ignored by Waypoint.
+// spareConfig is waypointConfig through the listener with spare backends.
+func (h *harness) spareConfig(c *tailnettest.Client) *pgx.ConnConfig {
+	return h.pgxConfig(c, fmt.Sprintf("postgres://ignored@%s/%s?sslmode=disable", h.spareAddr, benchDB))
+}
+
 func (h *harness) waypointConfig(c *tailnettest.Client) *pgx.ConnConfig {
 	return h.pgxConfig(c, fmt.Sprintf("postgres://ignored@%s/%s?sslmode=disable", h.wpAddr, benchDB))
 }
@@ -305,6 +327,7 @@ func (h *harness) pgxConfig(c *tailnettest.Client, url string) *pgx.ConnConfig {
 // do not count against the next one's.
 func (h *harness) waitQuiet() {
 	h.t.Helper()
+	h.spareSrv.Revalidate(context.Background()) // closes its idle spares; it has no sessions to check
 	deadline := time.Now().Add(time.Minute)
 	super := h.pg.Super(h.t, "postgres")
 	defer super.Close(context.Background())
@@ -316,7 +339,7 @@ func (h *harness) waitQuiet() {
 		if err != nil {
 			h.t.Fatalf("count backends: %v", err)
 		}
-		if backends == 0 && h.srv.ActiveSessions() == 0 && h.l4.active.Load() == 0 {
+		if backends == 0 && h.srv.ActiveSessions()+h.spareSrv.ActiveSessions() == 0 && h.l4.active.Load() == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -439,4 +462,18 @@ func lookTool(name string) string {
 		return ""
 	}
 	return p
+}
+
+// spareOnce measures one connection through the spare listener, first
+// waiting (unmeasured, at most a second) until the spare opened after the
+// previous connection is idle: a client connecting again within
+// milliseconds would otherwise race its own spare.
+func (h *harness) spareOnce(cfg *pgx.ConnConfig) measure {
+	return func() (time.Duration, error) {
+		deadline := time.Now().Add(time.Second)
+		for idle, _, _ := h.spareSrv.SpareStats(); idle == 0 && time.Now().Before(deadline); idle, _, _ = h.spareSrv.SpareStats() {
+			time.Sleep(200 * time.Microsecond)
+		}
+		return connectOnce(cfg)
+	}
 }

@@ -248,6 +248,17 @@ type Postgres struct {
 	// cleanup_interval). Default 5m; 0 disables the sweep (idle roles then
 	// stay, but cannot log in: their passwords have expired).
 	CleanupInterval time.Duration
+	// SpareBackends is how many spare backend sessions are kept, logged in,
+	// per identity, database and grant, for that identity's next
+	// connection (key spare_backends). Default 0: off.
+	SpareBackends int
+	// MaxSpareBackends bounds the spare sessions of this listener (key
+	// max_spare_backends). Default 32; keep it well under the backend's
+	// max_connections.
+	MaxSpareBackends int
+	// SpareIdleTimeout closes a spare not handed out in time (key
+	// spare_idle_timeout). Default 60s; must be positive.
+	SpareIdleTimeout time.Duration
 	// AllowRawSQL overrides Provisioning.AllowRawSQL for this listener (key
 	// allow_raw_sql). Nil, the default, inherits it; see
 	// Listener.EffectiveAllowRawSQL.

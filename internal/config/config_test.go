@@ -70,14 +70,16 @@ func TestParse_SpecExample(t *testing.T) {
 			UseTailscaleTLS:  true,
 			HandshakeTimeout: 10 * time.Second,
 			Postgres: &Postgres{
-				AdminUser:       "waypoint_admin",
-				AdminPassword:   "s3cr$t${x}",
-				AdminDatabase:   "postgres",
-				UserPrefix:      "wp_",
-				UserTTL:         24 * time.Hour,
-				CleanupInterval: 5 * time.Minute,
-				BackendTLS:      BackendTLSPrefer,
-				BackendAuth:     []string{"scram-sha-256", "md5"},
+				AdminUser:        "waypoint_admin",
+				AdminPassword:    "s3cr$t${x}",
+				AdminDatabase:    "postgres",
+				UserPrefix:       "wp_",
+				UserTTL:          24 * time.Hour,
+				CleanupInterval:  5 * time.Minute,
+				BackendTLS:       BackendTLSPrefer,
+				BackendAuth:      []string{"scram-sha-256", "md5"},
+				MaxSpareBackends: 32,
+				SpareIdleTimeout: time.Minute,
 			},
 		}},
 	}
@@ -125,6 +127,9 @@ func TestParse_Defaults(t *testing.T) {
 		{"listeners[0].postgres.backend_tls", p.BackendTLS, BackendTLSPrefer},
 		{"listeners[0].postgres.backend_ca_file", p.BackendCAFile, ""},
 		{"listeners[0].postgres.backend_auth", p.BackendAuth, []string{"scram-sha-256", "md5"}},
+		{"listeners[0].postgres.spare_backends", p.SpareBackends, 0},
+		{"listeners[0].postgres.max_spare_backends", p.MaxSpareBackends, 32},
+		{"listeners[0].postgres.spare_idle_timeout", p.SpareIdleTimeout, time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,6 +205,9 @@ allow_raw_sql = false
 backend_tls = "VERIFY-FULL"
 backend_ca_file = "/etc/waypoint/ca.pem"
 backend_auth = ["Password", "SCRAM-SHA-256", "password"]
+spare_backends = 1
+max_spare_backends = 8
+spare_idle_timeout = "30s"
 
 [[listeners]]
 name = "pg.replica_2"
@@ -246,16 +254,19 @@ func TestParse_AllKeys(t *testing.T) {
 				HandshakeTimeout: 5 * time.Second,
 				AuditLog:         "stdout",
 				Postgres: &Postgres{
-					AdminUser:       "waypoint_admin",
-					AdminPassword:   "pa$$word",
-					AdminDatabase:   "admin",
-					UserPrefix:      "x_",
-					UserTTL:         7 * 24 * time.Hour,
-					CleanupInterval: 0,
-					AllowRawSQL:     &no,
-					BackendTLS:      BackendTLSVerifyFull,
-					BackendCAFile:   "/etc/waypoint/ca.pem",
-					BackendAuth:     []string{"password", "scram-sha-256"},
+					AdminUser:        "waypoint_admin",
+					AdminPassword:    "pa$$word",
+					AdminDatabase:    "admin",
+					UserPrefix:       "x_",
+					UserTTL:          7 * 24 * time.Hour,
+					CleanupInterval:  0,
+					AllowRawSQL:      &no,
+					BackendTLS:       BackendTLSVerifyFull,
+					BackendCAFile:    "/etc/waypoint/ca.pem",
+					BackendAuth:      []string{"password", "scram-sha-256"},
+					SpareBackends:    1,
+					MaxSpareBackends: 8,
+					SpareIdleTimeout: 30 * time.Second,
 				},
 			},
 			{
@@ -266,13 +277,14 @@ func TestParse_AllKeys(t *testing.T) {
 				TLSMode:          TLSOff,
 				HandshakeTimeout: 10 * time.Second,
 				Postgres: &Postgres{
-					AdminUser:       "ro_admin",
-					AdminDatabase:   "postgres",
-					UserPrefix:      "wp_",
-					UserTTL:         time.Hour,
-					CleanupInterval: 5 * time.Minute,
-					BackendTLS:      BackendTLSDisable,
-					BackendAuth:     []string{"scram-sha-256", "md5"},
+					AdminUser:        "ro_admin",
+					AdminDatabase:    "postgres",
+					UserPrefix:       "wp_",
+					UserTTL:          time.Hour,
+					CleanupInterval:  5 * time.Minute,
+					BackendTLS:       BackendTLSDisable,
+					MaxSpareBackends: 32, SpareIdleTimeout: time.Minute,
+					BackendAuth: []string{"scram-sha-256", "md5"},
 				},
 			},
 		},
@@ -523,7 +535,8 @@ func TestValidate_BuiltInCode(t *testing.T) {
 			HandshakeTimeout: time.Second,
 			Postgres: &Postgres{
 				AdminUser: "admin", AdminDatabase: "postgres", UserPrefix: "wp_",
-				UserTTL: time.Hour, BackendTLS: BackendTLSPrefer, BackendAuth: DefaultBackendAuth(),
+				UserTTL: time.Hour, BackendTLS: BackendTLSPrefer, MaxSpareBackends: 32, SpareIdleTimeout: time.Minute,
+				BackendAuth: DefaultBackendAuth(),
 			},
 		}},
 	}

@@ -21,6 +21,8 @@ const (
 	defaultUserPrefix       = "wp_"
 	defaultUserTTL          = 24 * time.Hour
 	defaultCleanupInterval  = 5 * time.Minute
+	defaultMaxSpares        = 32
+	defaultSpareIdle        = time.Minute
 )
 
 // decoder turns the generic TOML tree into a Config. It is strict: keys are

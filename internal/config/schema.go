@@ -116,6 +116,10 @@ func (d *decoder) decodePostgres(t *table) *Postgres {
 	t.strDefault("user_prefix", &p.UserPrefix, defaultUserPrefix)
 	t.duration("user_ttl", &p.UserTTL, defaultUserTTL)
 	t.duration("cleanup_interval", &p.CleanupInterval, defaultCleanupInterval)
+	p.MaxSpareBackends = defaultMaxSpares
+	t.integer("spare_backends", &p.SpareBackends)
+	t.integer("max_spare_backends", &p.MaxSpareBackends)
+	t.duration("spare_idle_timeout", &p.SpareIdleTimeout, defaultSpareIdle)
 	var raw bool
 	if t.boolean("allow_raw_sql", &raw) {
 		p.AllowRawSQL = &raw

@@ -239,6 +239,15 @@ func (v *validator) postgres(path string, p *Postgres) {
 		v.fail(path+".user_ttl", "must be positive")
 	}
 	v.nonNegative(path+".cleanup_interval", p.CleanupInterval)
+	if p.SpareBackends < 0 {
+		v.fail(path+".spare_backends", "must not be negative")
+	}
+	if p.SpareBackends > 0 && p.MaxSpareBackends < 1 {
+		v.fail(path+".max_spare_backends", "must be at least 1 when spare_backends is on")
+	}
+	if p.SpareBackends > 0 && p.SpareIdleTimeout <= 0 {
+		v.fail(path+".spare_idle_timeout", "must be positive when spare_backends is on")
+	}
 	switch p.BackendTLS {
 	case BackendTLSDisable, BackendTLSPrefer:
 		if p.BackendCAFile != "" {

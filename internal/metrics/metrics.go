@@ -65,7 +65,16 @@ const (
 	StageUpstreamDial = "upstream_dial" // TCP connection to the backend
 	StageUpstreamAuth = "upstream_auth" // backend TLS, authentication, until idle
 	StageFinish       = "finish"        // cancel key and the rest of the client's startup
+	StageSpare        = "spare"         // a spare backend handed over, the client's parameters applied (instead of provision and upstream_*)
 	StageOther        = "other"
+)
+
+// Results of handing a connection a spare backend, the values of the
+// "result" label of waypoint_spare_handoffs_total.
+const (
+	SpareHit     = "hit"     // a spare was handed over
+	SpareMiss    = "miss"    // none was idle for the identity, database and grant
+	SpareRefused = "refused" // one was, but refused the client's parameters (closed; normal path)
 )
 
 // Stages lists the connection setup stages in order.
@@ -100,6 +109,8 @@ type Metrics struct {
 	provisionDuration  *prometheus.HistogramVec
 	upstreamLogin      *prometheus.HistogramVec
 	connectStage       *prometheus.HistogramVec
+	spareBackends      *prometheus.GaugeVec
+	spareHandoffs      *prometheus.CounterVec
 	revalidationClosed *prometheus.CounterVec
 	limitRejected      *prometheus.CounterVec
 	cleanupRuns        *prometheus.CounterVec
@@ -135,6 +146,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		connectStage: histogramVec("connect_stage_seconds",
 			"Time each stage of a connection's setup took (whois, startup, decide, admit, provision, upstream_dial, upstream_auth, finish); a failed stage is observed too.",
 			stageBuckets, "listener", "stage"),
+		spareBackends: gaugeVec("spare_backends",
+			"Idle spare backend sessions, logged in and waiting for the next connection of their identity.", "listener"),
+		spareHandoffs: counterVec("spare_handoffs_total",
+			"Connections that looked for a spare backend, by result (hit, miss, refused).", "listener", "result"),
 		revalidationClosed: counterVec("revalidation_closed_total",
 			"Sessions closed because periodic revalidation found access lost, by reason.",
 			"listener", "reason"),
@@ -159,7 +174,8 @@ func New(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.sessionsActive, m.connections, m.bytes, m.sessionDuration, m.refused,
-		m.provisionDuration, m.upstreamLogin, m.connectStage, m.revalidationClosed, m.limitRejected,
+		m.provisionDuration, m.upstreamLogin, m.connectStage, m.spareBackends, m.spareHandoffs,
+		m.revalidationClosed, m.limitRejected,
 		m.cleanupRuns, m.cleanupRoles, m.cleanupErrors,
 	}
 }

@@ -79,10 +79,27 @@ func (m *Metrics) ConnectStage(listener, stage string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	if !slices.Contains(Stages, stage) {
+	if !slices.Contains(Stages, stage) && stage != StageSpare {
 		stage = StageOther
 	}
 	m.connectStage.WithLabelValues(listener, stage).Observe(seconds(d))
+}
+
+// SpareBackends sets the number of idle spare backends.
+func (m *Metrics) SpareBackends(listener string, n int) {
+	if m == nil {
+		return
+	}
+	m.spareBackends.WithLabelValues(listener).Set(float64(n))
+}
+
+// SpareHandoff counts one connection's look for a spare; result is SpareHit,
+// SpareMiss or SpareRefused.
+func (m *Metrics) SpareHandoff(listener, result string) {
+	if m == nil {
+		return
+	}
+	m.spareHandoffs.WithLabelValues(listener, result).Inc()
 }
 
 // RevalidationClosed records a session closed because revalidation found its

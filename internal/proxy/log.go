@@ -20,7 +20,7 @@ func (s *Server) logSession(sess *session, err error) {
 	}
 	if sess.role != "" {
 		eff := sess.effective()
-		attrs = append(attrs, "role", sess.role, "preset", string(eff.Preset), "preset_limited", eff.PresetLimited)
+		attrs = append(attrs, "role", sess.role, "preset", string(eff.Preset), "preset_limited", eff.PresetLimited, "spare", sess.spare)
 	}
 	if sess.up != nil {
 		attrs = append(attrs,

@@ -150,10 +150,16 @@ func (s *Server) admit(ctx context.Context, sess *session) (release func(), err 
 	}
 }
 
-// login provisions the caller's role and logs in to the backend as it. The
-// lease is held until the login finished so that a concurrent connection for
-// the same role cannot rotate the password in between.
+// login provisions the caller's role and logs in to the backend as it,
+// or hands the session a spare backend of the same identity, database and
+// grant. The lease is held until the login finished so that a concurrent
+// connection for the same role cannot rotate the password in between.
+// Either way a spare is then opened for the next connection (Spares).
 func (s *Server) login(ctx context.Context, sess *session) error {
+	if s.useSpare(ctx, sess) {
+		s.refillSpare(sess)
+		return nil
+	}
 	start := time.Now()
 	lease, err := s.opts.Provisioner.Ensure(ctx, sess.peer, sess.eff)
 	s.opts.Metrics.ProvisionDuration(s.opts.Listener, time.Since(start), err)
@@ -165,17 +171,9 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 	sess.role = lease.Role
 	start = time.Now()
 	dial := &timedDial{dial: s.opts.Backend.DialFunc}
-	up, err := pgwire.ConnectUpstream(ctx, pgwire.UpstreamConfig{
-		Addr:        s.opts.Backend.Addr,
-		Database:    sess.eff.Database,
-		User:        lease.Role,
-		Password:    lease.Password,
-		TLS:         s.opts.Backend.TLS,
-		RootCAs:     s.opts.Backend.RootCAs,
-		RequireAuth: s.opts.Backend.Auth,
-		Params:      forwardedParams(sess.client.Params, sess.peer),
-		DialFunc:    dial.DialContext,
-	})
+	cfg := s.upstreamConfig(sess.eff.Database, lease.Role, lease.Password, forwardedParams(sess.client.Params, sess.peer))
+	cfg.DialFunc = dial.DialContext
+	up, err := pgwire.ConnectUpstream(ctx, cfg)
 	s.opts.Metrics.UpstreamLoginDuration(s.opts.Listener, time.Since(start))
 	dialed := time.Duration(dial.took.Load())
 	s.observeStage(metrics.StageUpstreamDial, dialed)
@@ -184,7 +182,24 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 		return classifyUpstream(err)
 	}
 	sess.up = up
+	s.refillSpare(sess)
 	return nil
+}
+
+// upstreamConfig is how a session (or a spare) logs in to the backend as
+// role on database with params.
+func (s *Server) upstreamConfig(database, role, password string, params map[string]string) pgwire.UpstreamConfig {
+	return pgwire.UpstreamConfig{
+		Addr:        s.opts.Backend.Addr,
+		Database:    database,
+		User:        role,
+		Password:    password,
+		TLS:         s.opts.Backend.TLS,
+		RootCAs:     s.opts.Backend.RootCAs,
+		RequireAuth: s.opts.Backend.Auth,
+		Params:      params,
+		DialFunc:    s.opts.Backend.DialFunc,
+	}
 }
 
 // greet completes the client's startup with Waypoint's own cancel key.

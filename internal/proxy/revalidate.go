@@ -51,13 +51,18 @@ func (s *Server) RunRevalidation(ctx context.Context, interval time.Duration, ki
 	}
 }
 
-// Revalidate runs one pass: for every relaying session it asks the tailnet
-// again who the caller is and decides again. A caller who lost access has
+// Revalidate runs one pass: it closes every idle spare backend, and for
+// every relaying session it asks the tailnet again who the caller is and
+// decides again. A caller who lost access has
 // the session closed (the client is told why, the backend session is
 // terminated so a running query dies); a changed grant is reconciled on the
 // live role; the roles of sessions that stay have their expiry pushed
 // forward. It returns how many sessions were closed.
 func (s *Server) Revalidate(ctx context.Context) (closed int) {
+	// Spare backends carry no identity check of their own: close them all,
+	// so none outlives a policy change (a connection only ever takes a
+	// spare of its own, just-made decision anyway; see Spares).
+	s.spares.flush(false)
 	live, _ := s.opts.Provisioner.(LiveProvisioner)
 	var keep []string
 	seen := map[string]bool{}

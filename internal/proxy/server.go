@@ -94,6 +94,9 @@ type Options struct {
 	// requests between Waypoint instances. Nil means an in-memory store
 	// private to this Server.
 	Coord coord.Store
+	// Spares configures spare backends (see Spares). The zero value
+	// disables them.
+	Spares Spares
 }
 
 // Server serves one Waypoint listener. It is safe for concurrent use; Serve
@@ -102,6 +105,7 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	keys   *cancelKeys
+	spares *sparePool
 	nextID atomic.Uint64
 
 	mu        sync.Mutex
@@ -135,6 +139,9 @@ func New(opts Options) (*Server, error) {
 	if opts.TLSMode == "" {
 		opts.TLSMode = "off"
 	}
+	if opts.Spares.PerRole < 0 || opts.Spares.Max < 0 || opts.Spares.IdleTimeout < 0 {
+		return nil, errors.New("proxy: Options.Spares must not be negative")
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -146,6 +153,7 @@ func New(opts Options) (*Server, error) {
 		opts:      opts,
 		log:       log.With("listener", opts.Listener),
 		keys:      newCancelKeys(),
+		spares:    newSparePool(opts.Spares),
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 	}
@@ -231,6 +239,7 @@ func (s *Server) Shutdown(ctx context.Context) (closed int) {
 		ln.Close()
 	}
 	s.mu.Unlock()
+	s.spares.flush(true)
 
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

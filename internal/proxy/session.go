@@ -26,6 +26,7 @@ type session struct {
 	eff    authz.Effective
 	role   string
 	up     *pgwire.Upstream
+	spare  bool // up was a spare backend
 	key    pgwire.CancelKey
 	result relay.Result
 
