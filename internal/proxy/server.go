@@ -79,7 +79,8 @@ type Options struct {
 	// Metrics records connection outcomes and latencies. Nil records nothing.
 	Metrics *metrics.Metrics
 	// Audit, when set, records every statement text (simple Query and
-	// extended Parse) with the caller's identity. Nil means no audit log.
+	// extended Parse) and every fast-path FunctionCall (OID and argument
+	// sizes, not values) with the caller's identity. Nil means no audit log.
 	Audit *audit.Logger
 	// Coord counts connections per user (max_conns) and routes cancel
 	// requests between Waypoint instances. Nil means an in-memory store
