@@ -21,6 +21,7 @@ func (s *Server) serveConn(conn net.Conn) {
 		id:    strconv.FormatUint(s.nextID.Add(1), 36) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36),
 		conn:  conn,
 		start: time.Now(),
+		pass:  s.passes.Load(),
 	}
 	if ra := conn.RemoteAddr(); ra != nil {
 		sess.remote = ra.String()
@@ -70,6 +71,9 @@ func (s *Server) pipeline(sess *session) error {
 		return err
 	}
 	defer sess.up.Conn.Close()
+	if err := s.watch(sctx, sess); err != nil {
+		return err
+	}
 	if err := s.greet(sess); err != nil {
 		return err
 	}
@@ -175,6 +179,38 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 	return nil
 }
 
+// watch hands sess over to revalidation and makes sure that its decision,
+// taken before provisioning, still holds now that it is about to relay.
+//
+// Once watched, the session is covered by every revalidation pass, like a
+// relaying one. A pass that began before that moment may have skipped it, so
+// the gap is closed here: passes are counted, and if one began since this
+// session's WhoIs (sess.pass), the session re-checks itself exactly as a pass
+// would (revoked: refused; privileges changed: reconciled). Either the pass
+// saw the session, or the session's own re-check ran after the pass began
+// and so sees what the pass saw. Sessions set up while no pass runs pay
+// nothing.
+//
+// A caller whose access was revoked during setup is refused with FATAL 28000
+// before it is told that the login succeeded.
+func (s *Server) watch(ctx context.Context, sess *session) error {
+	sess.mu.Lock()
+	sess.watched = true
+	sess.mu.Unlock()
+	if s.passes.Load() != sess.pass {
+		live, _ := s.opts.Provisioner.(LiveProvisioner)
+		if _, aborted := s.revalidateOne(ctx, sess, live); aborted {
+			return failMsg(KindProvision, "timed out preparing your session", fmt.Errorf("re-check before relay: %w", ctx.Err()))
+		}
+	}
+	err := sess.stoppedBecause()
+	var se *stageError
+	if errors.As(err, &se) && se.kind == KindRevoked {
+		return &stageError{kind: KindRevoked, code: "28000", msg: se.msg, hint: se.hint, err: se.err}
+	}
+	return err
+}
+
 // greet completes the client's startup with Waypoint's own cancel key.
 func (s *Server) greet(sess *session) error {
 	key, err := s.keys.register(sess)
@@ -207,7 +243,6 @@ func (s *Server) relay(sess *session) error {
 		return sess.stopErr
 	}
 	sess.cancel = cancel
-	sess.relaying = true
 	sess.mu.Unlock()
 	limits := sess.effective().Limits
 	if d := limits.MaxConnDuration; d > 0 {

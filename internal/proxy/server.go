@@ -1,6 +1,7 @@
 // Package proxy is the per-connection pipeline of a Waypoint listener:
 //
-//	accept → identify (WhoIs) → read startup → decide → provision → log in upstream → relay
+//	accept → identify (WhoIs) → read startup → decide → provision → log in upstream
+//	       → watch (re-check if revalidation ran meanwhile) → relay
 //
 // Each stage is one small function bounded by a deadline; each classifies its
 // own failures (errors.go), and one place turns them into what the client is
@@ -95,6 +96,7 @@ type Server struct {
 	log    *slog.Logger
 	keys   *cancelKeys
 	nextID atomic.Uint64
+	passes atomic.Uint64 // revalidation passes begun; see watch
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
