@@ -89,6 +89,18 @@ func failMsg(kind Kind, msg string, err error) error {
 	return &stageError{kind: kind, msg: msg, err: err}
 }
 
+// durationLimitError ends a session that reached its max_conn_duration d.
+func durationLimitError(d time.Duration) error {
+	return &stageError{kind: KindLimit, code: "57P01",
+		msg: fmt.Sprintf("session ended: it reached the maximum duration of %v (max_conn_duration); reconnect to continue", d)}
+}
+
+// byteLimitError ends a session that relayed its max_bytes_per_conn n.
+func byteLimitError(n int64) error {
+	return &stageError{kind: KindLimit, code: "53400",
+		msg: fmt.Sprintf("session ended: it relayed the maximum of %d bytes (max_bytes_per_conn); reconnect to continue", n)}
+}
+
 // kindOf returns the classification of err (KindInternal if unclassified).
 func kindOf(err error) Kind {
 	var se *stageError

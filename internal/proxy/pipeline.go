@@ -232,35 +232,27 @@ func (s *Server) greet(sess *session) error {
 	return nil
 }
 
-// relay copies bytes until either side ends the session or it is stopped.
+// relay copies bytes until either side ends the session or it is stopped,
+// under the session's limits (which revalidation may change meanwhile).
 func (s *Server) relay(sess *session) error {
 	defer s.unregisterKey(sess.key)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sess.mu.Lock()
-	if sess.stopErr != nil {
-		sess.mu.Unlock()
-		return sess.stopErr
+	lim := sess.startRelay(cancel, func(d time.Duration) {
+		s.opts.Metrics.LimitRejected(s.opts.Listener, "max_conn_duration")
+		sess.stop(durationLimitError(d))
+	})
+	if lim == nil {
+		return sess.stoppedBecause()
 	}
-	sess.cancel = cancel
-	sess.mu.Unlock()
-	limits := sess.effective().Limits
-	if d := limits.MaxConnDuration; d > 0 {
-		t := time.AfterFunc(d, func() {
-			s.opts.Metrics.LimitRejected(s.opts.Listener, "max_conn_duration")
-			sess.stop(&stageError{kind: KindLimit, code: "57P01",
-				msg: fmt.Sprintf("session ended: it reached the maximum duration of %v (max_conn_duration); reconnect to continue", d)})
-		})
-		defer t.Stop()
-	}
-	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{MaxBytes: limits.MaxBytesPerConn})
+	defer sess.endRelay()
+	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{Budget: lim.budget, Counters: &lim.counters})
 	if err := sess.stoppedBecause(); err != nil {
 		return err
 	}
 	if sess.result.Reason == relay.ByteLimit {
 		s.opts.Metrics.LimitRejected(s.opts.Listener, "max_bytes_per_conn")
-		return &stageError{kind: KindLimit, code: "53400",
-			msg: fmt.Sprintf("session ended: it relayed the maximum of %d bytes (max_bytes_per_conn); reconnect to continue", limits.MaxBytesPerConn)}
+		return byteLimitError(lim.budget.Max())
 	}
 	return nil
 }

@@ -84,8 +84,9 @@ func (s *Server) Revalidate(ctx context.Context) (closed int) {
 
 // revalidateOne re-checks one watched session and acts on the new decision:
 // it closes the session when the caller lost access (or when a
-// preset-scoped session's preset changed: its role is named after it), and
-// reconciles the live role when its privileges changed. It reports whether
+// preset-scoped session's preset changed: its role is named after it),
+// reconciles the live role when its privileges changed, and applies changed
+// limits (applyLimits). It reports whether
 // the session was closed, or that ctx ended before a decision (then nothing
 // was done).
 func (s *Server) revalidateOne(ctx context.Context, sess *session, live LiveProvisioner) (closed, aborted bool) {
@@ -109,6 +110,10 @@ func (s *Server) revalidateOne(ctx context.Context, sess *session, live LiveProv
 		s.log.Info("revalidation: privileges reconciled", "conn", sess.id, "role", sess.role,
 			"from", string(cur.Preset), "to", string(eff.Preset))
 		sess.setEffective(eff)
+	}
+	// Limits are not privileges (changed ignores them): compared on their own.
+	if eff.Limits != cur.Limits {
+		s.applyLimits(sess, cur.Limits, eff.Limits)
 	}
 	return false, false
 }

@@ -131,3 +131,87 @@ func TestIntegration_Revalidation_DuringSetup(t *testing.T) {
 		}
 	})
 }
+
+// withLimits returns readonlyAppdb with the given "limits" members, e.g.
+// `"max_conn_duration":"1s"`.
+func withLimits(members string) string {
+	return `{"limits":{` + members + `},` + strings.TrimPrefix(readonlyAppdb, "{")
+}
+
+// firstFailure runs "select 1" on conn until it fails, and returns that
+// first error; it fails the test if conn keeps working for 20 s.
+func firstFailure(t *testing.T, conn *pgx.Conn) error {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := conn.Exec(context.Background(), "select 1"); err != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the session still works 20 s after its limit was lowered below what it used")
+	return nil
+}
+
+// TestIntegration_Revalidation_LimitsLowered plays a tailnet admin who
+// tightens a caller's limits while the caller's sessions are open. At the
+// next revalidation the open sessions run under the new limits: one already
+// past a lowered max_conn_duration or max_bytes_per_conn is ended at once
+// with the FATAL that limit gives; one still within them goes on, but ends
+// where the new limit says.
+func TestIntegration_Revalidation_LimitsLowered(t *testing.T) {
+	pg := pgtest.Shared(t, pgtest.Options{})
+	ctx := context.Background()
+
+	t.Run("max_conn_duration", func(t *testing.T) {
+		r := newRig(t, pg, nil)
+		alice := r.client("limits-duration@example.com", "laptop", withLimits(`"max_conn_duration":"1h"`))
+		old := r.mustConnect(alice, "appdb", nil)
+		time.Sleep(3500 * time.Millisecond)
+		fresh := r.mustConnect(alice, "appdb", nil)
+		r.grant(alice, withLimits(`"max_conn_duration":"3s"`))
+		lowered := time.Now()
+		r.srv.Revalidate(ctx)
+		if _, err := fresh.Exec(ctx, "select 1"); err != nil {
+			t.Fatalf("a session within the new max_conn_duration failed at once: %v", err)
+		}
+		// The older session is past 3 s already: it ends now, not 3 s from now.
+		err := firstFailure(t, old)
+		if pe := pgError(err); pe == nil || pe.Code != "57P01" || !strings.Contains(pe.Message, "max_conn_duration") {
+			t.Errorf("older session: got %v, want FATAL 57P01 naming max_conn_duration", err)
+		}
+		if waited := time.Since(lowered); waited >= 3*time.Second {
+			t.Errorf("older session ended %v after the change, want at once (it was past the new limit)", waited)
+		}
+		err = firstFailure(t, fresh)
+		if pe := pgError(err); pe == nil || pe.Code != "57P01" || !strings.Contains(pe.Message, "max_conn_duration") {
+			t.Errorf("fresh session: got %v, want FATAL 57P01 naming max_conn_duration", err)
+		}
+	})
+
+	t.Run("max_bytes_per_conn", func(t *testing.T) {
+		r := newRig(t, pg, nil)
+		bob := r.client("limits-bytes@example.com", "laptop", withLimits(`"max_bytes_per_conn":"10MB"`))
+		heavy := r.mustConnect(bob, "appdb", nil)
+		var s string
+		if err := heavy.QueryRow(ctx, "select repeat('x', 200000)").Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		light := r.mustConnect(bob, "appdb", nil)
+		r.grant(bob, withLimits(`"max_bytes_per_conn":"64KiB"`))
+		r.srv.Revalidate(ctx)
+		err := firstFailure(t, heavy)
+		if pe := pgError(err); pe == nil || pe.Code != "53400" || !strings.Contains(pe.Message, "max_bytes_per_conn") {
+			t.Errorf("session past the lowered limit: got %v, want FATAL 53400 naming max_bytes_per_conn", err)
+		}
+		if _, err := light.Exec(ctx, "select 1"); err != nil {
+			t.Fatalf("a session within the lowered max_bytes_per_conn failed: %v", err)
+		}
+		if err := light.QueryRow(ctx, "select repeat('x', 200000)").Scan(&s); err == nil {
+			t.Fatal("a 200 kB result passed a max_bytes_per_conn lowered to 64 KiB")
+		}
+		waitFor(t, "a log line saying the lowered byte limit ended the second session", func() bool {
+			return strings.Count(r.logs.String(), "(max_bytes_per_conn)") >= 2
+		})
+	})
+}

@@ -34,6 +34,7 @@ type session struct {
 	cancel  context.CancelFunc // stops the relay; nil until relaying
 	stopErr error              // why the session was stopped from outside
 	watched bool               // logged in upstream: revalidation covers it (see Server.watch)
+	limits  *liveLimits        // enforced while relaying; nil before and after
 }
 
 // isWatched reports whether revalidation covers the session: it is logged in
