@@ -146,7 +146,7 @@ func defaults(k Kind) (code, msg, hint string) {
 	case KindTLSRequired:
 		return "28000", "this Waypoint listener requires TLS", "Connect with sslmode=require."
 	case KindUnidentified:
-		return "28000", "Waypoint could not identify this tailnet node", "Connect from a Tailscale node that belongs to a user or carries tags."
+		return "28000", "Waypoint could not identify your tailnet node, so it cannot look up your grant", "Connect from a Tailscale node that is logged in as a user or carries ACL tags; if the node just joined the tailnet, try again in a few seconds."
 	case KindDenied:
 		return "28000", "access denied by the tailnet policy", "Ask your tailnet administrator for a grant."
 	case KindLimit:

@@ -49,7 +49,7 @@ func (s *Server) pipeline(sess *session) error {
 	hctx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
 	defer cancel()
 	if err := s.identify(hctx, sess); err != nil {
-		return err
+		return s.refuseUnidentified(hctx, sess, err)
 	}
 	if err := s.readStartup(hctx, sess); err != nil {
 		return err
@@ -88,6 +88,20 @@ func (s *Server) identify(ctx context.Context, sess *session) error {
 	}
 	sess.peer = peer
 	return nil
+}
+
+// refuseUnidentified ends a connection whose caller the tailnet could not
+// identify (idErr, from identify). So that the client is told why instead
+// of seeing the connection drop, it still reads the client's startup, within
+// the same handshake deadline and with TLS as the listener offers it; the
+// refusal (idErr) is then sent as a FATAL ErrorResponse like any other. A
+// CancelRequest is dropped unanswered, as PostgreSQL drops any cancel it
+// does not honour. Nothing else runs for such a caller.
+func (s *Server) refuseUnidentified(ctx context.Context, sess *session, idErr error) error {
+	if err := s.readStartup(ctx, sess); err != nil {
+		return fmt.Errorf("%w; the startup failed too: %v", idErr, err)
+	}
+	return idErr
 }
 
 // readStartup runs the Postgres handshake up to the StartupMessage (or a
