@@ -89,6 +89,11 @@ func failMsg(kind Kind, msg string, err error) error {
 	return &stageError{kind: kind, msg: msg, err: err}
 }
 
+// presetRequestHint is what a client whose waypoint_presets request cannot
+// be read should do: the fault is in its connection settings, not its grant.
+const presetRequestHint = "Fix waypoint_presets in this connection's settings: the startup parameter waypoint_presets, " +
+	"or -c waypoint_presets=... inside options (psql, JDBC); leave it out to use your full grant."
+
 // durationLimitError ends a session that reached its max_conn_duration d.
 func durationLimitError(d time.Duration) error {
 	return &stageError{kind: KindLimit, code: "57P01",

@@ -125,7 +125,8 @@ func (s *Server) readStartup(ctx context.Context, sess *session) error {
 func (s *Server) decide(sess *session) error {
 	maxPreset, _, err := authz.PresetRequest(sess.client.Params)
 	if err != nil {
-		return failMsg(KindDenied, "invalid waypoint_presets request: "+err.Error(), err)
+		s.opts.Metrics.Refused(s.opts.Listener, authz.BadPresetRequest.String())
+		return &stageError{kind: KindDenied, msg: err.Error(), hint: presetRequestHint, err: err}
 	}
 	eff, err := authz.Decide(sess.peer, authz.Request{
 		Listener:  s.opts.Listener,
