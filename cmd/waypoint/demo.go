@@ -329,23 +329,30 @@ Try it with psql. Any user name works and no password is asked: Waypoint asks th
 who is calling (the tunnel's node) and logs in to PostgreSQL with a role it provisions.
 
   alice@example.com (readwrite on demo):
-    psql "%s"
+    psql "%[1]s"
       INSERT INTO notes (body) VALUES ('hello from alice');   -- works
       SELECT current_user;                                    -- wp_alice_laptop_demo
       \du                                                     -- the roles Waypoint provisioned
 
   bob@example.com (readonly on demo):
-    psql "%s"
+    psql "%[2]s"
       SELECT * FROM notes;                                    -- works
-      INSERT INTO notes (body) VALUES ('hello from bob');     -- ERROR: permission denied for table notes
+      INSERT INTO notes (body) VALUES ('hello from bob');     -- ERROR:  %[5]s
 
   A client may ask for less for one connection (waypoint_presets; psql takes it inside options):
-    psql "%s"
-      INSERT INTO notes (body) VALUES ('again');              -- ERROR: alice is readonly on this connection
-    psql "%s"
-      INSERT INTO notes (body) VALUES ('let me in');          -- ERROR: a request can only lower a grant
-`, alice.connString(""), bob.connString(""), alice.connString("readonly"), bob.connString("readwrite"))
+    psql "%[3]s"
+      INSERT INTO notes (body) VALUES ('again');              -- ERROR:  %[5]s
+                                                              --   (alice is readonly on this connection)
+    psql "%[4]s"
+      INSERT INTO notes (body) VALUES ('let me in');          -- ERROR:  %[5]s
+                                                              --   (bob stays readonly: a request only lowers a grant)
+`, alice.connString(""), bob.connString(""), alice.connString("readonly"), bob.connString("readwrite"), demoDenied)
 }
+
+// demoDenied is PostgreSQL's message for each INSERT the banner shows
+// failing (psql prints it after "ERROR:  "). The self-check requires exactly
+// this message, so the banner quotes what the user will see.
+const demoDenied = "permission denied for table " + pgdemo.Table
 
 // printLogHint points at the logs after a failure.
 func (d *demo) printLogHint() {

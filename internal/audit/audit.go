@@ -1,6 +1,8 @@
 // Package audit writes an optional statement audit log: one JSON object per
 // line for every SQL statement a client sends (simple Query and extended
-// Parse messages), with who sent it and where. It imports only the standard
+// Parse messages) and every fast-path function call (FunctionCall messages:
+// the function's OID and its arguments' count and sizes, never their
+// values, as Bind parameters are never logged), with who sent it and where. It imports only the standard
 // library; the wire-protocol side lives in pgwire.TapQueries.
 //
 // # Never blocking sessions
@@ -19,6 +21,8 @@ package audit
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,16 +34,18 @@ import (
 	"unicode/utf8"
 )
 
-// Entry kinds: the protocol message that carried the SQL.
+// Entry kinds: the protocol message that carried the statement.
 const (
-	KindQuery = "query" // simple query protocol ('Q')
-	KindParse = "parse" // extended query protocol ('P')
+	KindQuery        = "query"         // simple query protocol ('Q')
+	KindParse        = "parse"         // extended query protocol ('P')
+	KindFunctionCall = "function_call" // fast-path function call ('F'), no SQL
 )
 
 // MaxSQL is the longest SQL text written, in bytes. Longer text is cut at a
-// UTF-8 boundary at or below MaxSQL and the line gets "sql_truncated": true
-// and "sql_bytes": the length received. To let truncation by
-// pgwire.TapQueries be detected too, tap with maxSQL = MaxSQL+1.
+// UTF-8 boundary at or below MaxSQL and the line gets "sql_truncated": true,
+// "sql_bytes": the length of the whole text and "sql_sha256": the hex
+// SHA-256 of the whole text. Tap with pgwire.TapQueries(c, MaxSQL, …): the
+// tap cuts at the same length and reports the whole length and hash.
 const MaxSQL = 64 << 10
 
 // Queue bounds. A line is dropped when QueueLines lines or QueueBytes bytes
@@ -63,24 +69,46 @@ type Entry struct {
 	NodeID   string
 	Database string
 	Role     string // the backend role the session runs as
-	Kind     string // KindQuery or KindParse
-	SQL      string
+	Kind     string // KindQuery, KindParse or KindFunctionCall
+	// SQL is the statement text. Text longer than MaxSQL is cut when
+	// written.
+	SQL string
+	// SQLTruncated says SQL was already cut by whoever captured it (for
+	// pgwire.TapQueries, TapEvent.Truncated); SQLBytes and SQLSHA256 then
+	// describe the whole text, which the Logger no longer has. When false
+	// they are ignored and computed from SQL if it is cut here.
+	SQLTruncated bool
+	SQLBytes     int64
+	SQLSHA256    string // hex
+	// Function is set for KindFunctionCall: which function, and the
+	// arguments' count and sizes. Nil otherwise.
+	Function *FunctionCall
+}
+
+// FunctionCall describes a fast-path function call without its argument
+// values.
+type FunctionCall struct {
+	OID      uint32  `json:"oid"`
+	Args     int     `json:"args"`      // how many arguments
+	ArgSizes []int32 `json:"arg_sizes"` // byte length of each (-1: NULL); may list only the first ones
 }
 
 // line is the JSON shape of one Entry.
 type line struct {
-	Time         string `json:"time"`
-	Conn         string `json:"conn,omitempty"`
-	Listener     string `json:"listener,omitempty"`
-	Login        string `json:"login,omitempty"`
-	Machine      string `json:"machine,omitempty"`
-	NodeID       string `json:"node_id,omitempty"`
-	Database     string `json:"database,omitempty"`
-	Role         string `json:"role,omitempty"`
-	Kind         string `json:"kind,omitempty"`
-	SQL          string `json:"sql"`
-	SQLTruncated bool   `json:"sql_truncated,omitempty"`
-	SQLBytes     int    `json:"sql_bytes,omitempty"`
+	Time         string        `json:"time"`
+	Conn         string        `json:"conn,omitempty"`
+	Listener     string        `json:"listener,omitempty"`
+	Login        string        `json:"login,omitempty"`
+	Machine      string        `json:"machine,omitempty"`
+	NodeID       string        `json:"node_id,omitempty"`
+	Database     string        `json:"database,omitempty"`
+	Role         string        `json:"role,omitempty"`
+	Kind         string        `json:"kind,omitempty"`
+	SQL          string        `json:"sql"`
+	SQLTruncated bool          `json:"sql_truncated,omitempty"`
+	SQLBytes     int64         `json:"sql_bytes,omitempty"`
+	SQLSHA256    string        `json:"sql_sha256,omitempty"`
+	Function     *FunctionCall `json:"function,omitempty"`
 }
 
 // Logger writes entries as JSON lines. It is safe for concurrent use. Create
@@ -257,10 +285,14 @@ func encode(e Entry) ([]byte, error) {
 	ln := line{
 		Time: e.Time.UTC().Format(time.RFC3339Nano), Conn: e.Conn, Listener: e.Listener,
 		Login: e.Login, Machine: e.Machine, NodeID: e.NodeID, Database: e.Database,
-		Role: e.Role, Kind: e.Kind, SQL: e.SQL,
+		Role: e.Role, Kind: e.Kind, SQL: e.SQL, Function: e.Function,
 	}
-	if len(e.SQL) > MaxSQL {
-		ln.SQL, ln.SQLTruncated, ln.SQLBytes = truncateUTF8(e.SQL, MaxSQL), true, len(e.SQL)
+	switch {
+	case e.SQLTruncated:
+		ln.SQL, ln.SQLTruncated, ln.SQLBytes, ln.SQLSHA256 = truncateUTF8(e.SQL, MaxSQL), true, e.SQLBytes, e.SQLSHA256
+	case len(e.SQL) > MaxSQL:
+		sum := sha256.Sum256([]byte(e.SQL))
+		ln.SQL, ln.SQLTruncated, ln.SQLBytes, ln.SQLSHA256 = truncateUTF8(e.SQL, MaxSQL), true, int64(len(e.SQL)), hex.EncodeToString(sum[:])
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -271,16 +303,19 @@ func encode(e Entry) ([]byte, error) {
 	return buf.Bytes(), nil // Encode ends the line with '\n'
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence
-// (when s is valid UTF-8; invalid bytes are replaced by U+FFFD in the JSON
+// truncateUTF8 cuts s to at most n bytes and drops a UTF-8 sequence left
+// incomplete at the end, by this cut or by an earlier one (when s is valid
+// UTF-8 up to the cut; invalid bytes are replaced by U+FFFD in the JSON
 // anyway).
 func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
+	s = s[:min(len(s), n)]
+	for i := len(s) - 1; i >= 0 && i >= len(s)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			if !utf8.FullRuneInString(s[i:]) {
+				return s[:i]
+			}
+			return s
+		}
 	}
-	cut := n
-	for cut > 0 && cut > n-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
+	return s
 }

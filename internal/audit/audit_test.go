@@ -3,6 +3,8 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,6 +139,74 @@ func TestLogger_TruncatesLongSQL(t *testing.T) {
 			if tt.wantTruncated {
 				if got := lines[0]["sql_bytes"]; got != float64(len(tt.sql)) {
 					t.Errorf("got sql_bytes %v, want %d", got, len(tt.sql))
+				}
+				if got, want := lines[0]["sql_sha256"], sha256Hex(tt.sql); got != want {
+					t.Errorf("got sql_sha256 %v, want %s (of the whole text)", got, want)
+				}
+			} else if _, ok := lines[0]["sql_sha256"]; ok {
+				t.Errorf("got sql_sha256 on an uncut statement, want none")
+			}
+		})
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestLogger_CapturedEntries: an entry already cut by the tap keeps the
+// tap's length and hash of the whole text (which the Logger never saw) and
+// loses an incomplete character at the cut; a function call is written with
+// its OID and argument count and sizes.
+func TestLogger_CapturedEntries(t *testing.T) {
+	whole := strings.Repeat("x", MaxSQL-1) + "€ and more"
+	tapCut := whole[:MaxSQL] // what pgwire.TapQueries reports: mid-character
+	tests := []struct {
+		name  string
+		entry Entry
+		want  map[string]any // fields of the line
+	}{
+		{
+			name: "cut by the tap",
+			entry: Entry{Kind: KindQuery, SQL: tapCut, SQLTruncated: true,
+				SQLBytes: int64(len(whole)), SQLSHA256: sha256Hex(whole)},
+			want: map[string]any{"sql": whole[:MaxSQL-1], "sql_truncated": true,
+				"sql_bytes": float64(len(whole)), "sql_sha256": sha256Hex(whole)},
+		},
+		{
+			name:  "uncut SQL ignores stray length and hash",
+			entry: Entry{Kind: KindParse, SQL: "SELECT 1", SQLBytes: 99, SQLSHA256: "bogus"},
+			want:  map[string]any{"sql": "SELECT 1", "sql_truncated": nil, "sql_bytes": nil, "sql_sha256": nil},
+		},
+		{
+			name: "function call",
+			entry: Entry{Kind: KindFunctionCall,
+				Function: &FunctionCall{OID: 952, Args: 3, ArgSizes: []int32{4, -1, 0}}},
+			want: map[string]any{"kind": "function_call", "sql": "",
+				"function": map[string]any{"oid": float64(952), "args": float64(3), "arg_sizes": []any{float64(4), float64(-1), float64(0)}}},
+		},
+		{
+			name:  "statement has no function",
+			entry: Entry{Kind: KindQuery, SQL: "SELECT 1"},
+			want:  map[string]any{"function": nil},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf syncBuffer
+			l := New(&buf)
+			l.Log(tt.entry)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			lines := decodeLines(t, buf.String())
+			if len(lines) != 1 {
+				t.Fatalf("got %d lines, want 1", len(lines))
+			}
+			for k, want := range tt.want {
+				if got := lines[0][k]; fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("got %s %v, want %v", k, got, want)
 				}
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +36,49 @@ func inField(name string, err error) error {
 		return &fieldError{path: name + sep + fe.path, err: fe.err}
 	}
 	return &fieldError{path: name, err: err}
+}
+
+// ErrUnknownField is wrapped by the error for a field Waypoint does not know
+// in a grant object, at any level. Such a grant is refused rather than
+// decoded without the field: a typo such as "schema" for "schemas" must not
+// silently fall back to a default.
+var ErrUnknownField = errors.New("unknown field")
+
+// decodeStrict is decodeObject for an object that may hold only the fields
+// named in known. Names must match exactly, case included (encoding/json
+// alone would accept "Permissions" for "permissions" and ignore "schema").
+// An unknown field is an error wrapping ErrUnknownField that names it and
+// the fields that are allowed.
+func decodeStrict(b []byte, v any, known ...string) error {
+	if err := decodeObject(b, v); err != nil {
+		return err
+	}
+	return checkFields(b, known)
+}
+
+// checkFields returns an error for the first field of the JSON object b whose
+// name is not in known. b must be valid JSON; anything but an object (null)
+// has no fields and passes.
+func checkFields(b []byte, known []string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := t.(string)
+		if !slices.Contains(known, name) {
+			return fmt.Errorf("%w %s (allowed: %s)", ErrUnknownField, quoteShort(name), strings.Join(known, ", "))
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decodeObject unmarshals the JSON object b into v. JSON null leaves v
@@ -107,7 +151,7 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 		Limits   json.RawMessage            `json:"limits"`
 		Backends map[string]json.RawMessage `json:"backends"`
 	}
-	if err := decodeObject(b, &raw); err != nil {
+	if err := decodeStrict(b, &raw, "limits", "backends"); err != nil {
 		return err
 	}
 	var out Grant
@@ -131,7 +175,7 @@ func (be *Backend) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		PG json.RawMessage `json:"pg"`
 	}
-	if err := decodeObject(b, &raw); err != nil {
+	if err := decodeStrict(b, &raw, "pg"); err != nil {
 		return err
 	}
 	var out Backend
@@ -150,7 +194,7 @@ func (p *PGBackend) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		Databases map[string]json.RawMessage `json:"databases"`
 	}
-	if err := decodeObject(b, &raw); err != nil {
+	if err := decodeStrict(b, &raw, "databases"); err != nil {
 		return err
 	}
 	dbs, err := decodeMap[DatabaseGrant](raw.Databases)
@@ -158,6 +202,17 @@ func (p *PGBackend) UnmarshalJSON(b []byte) error {
 		return inField("databases", err)
 	}
 	*p = PGBackend{Databases: dbs}
+	return nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler for one databases entry.
+func (d *DatabaseGrant) UnmarshalJSON(b []byte) error {
+	type plain DatabaseGrant // without this method, so Unmarshal does not recurse
+	var out plain
+	if err := decodeStrict(b, &out, "permissions", "schemas", "sql"); err != nil {
+		return err
+	}
+	*d = DatabaseGrant(out)
 	return nil
 }
 

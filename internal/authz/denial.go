@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -70,11 +72,17 @@ type Denial struct {
 	// path and offending value). It may name parts of the tailnet policy, so
 	// ClientMessage leaves it out for BadGrant.
 	Detail string
+	// ClientDetail is the part of a BadGrant's Detail the client is told:
+	// set only when the grant holds a field Waypoint does not know, to where
+	// that field is and its name, so that the caller can tell the tailnet
+	// admin exactly what to fix. Field names and paths are the shape of the
+	// caller's own grant, not values from it. "" otherwise.
+	ClientDetail string
 }
 
 // newDenial returns a Denial of peer's request for reason r.
 func newDenial(r Reason, peer identity.Peer, req Request, detail string) *Denial {
-	return &Denial{
+	d := &Denial{
 		Reason:   r,
 		Login:    peer.LoginName,
 		Tags:     append([]string(nil), peer.Tags...),
@@ -83,6 +91,24 @@ func newDenial(r Reason, peer identity.Peer, req Request, detail string) *Denial
 		Database: req.Database,
 		Detail:   detail,
 	}
+	if r == BadGrant {
+		d.ClientDetail = unknownFieldDetail(peer.Caps)
+	}
+	return d
+}
+
+// unknownFieldDetail returns where caps hold a field Waypoint does not know,
+// e.g. `capability value 1, grant object 1:
+// backends["pg-main"].pg.databases["appdb"]: unknown field "schema"
+// (allowed: permissions, schemas, sql)`, or "" when ParseGrants refuses caps
+// for another reason (or not at all). It parses caps again: Decide hands
+// newDenial only the error text, and this runs only for a refusal.
+func unknownFieldDetail(caps []json.RawMessage) string {
+	_, err := ParseGrants(caps)
+	if !errors.Is(err, ErrUnknownField) {
+		return ""
+	}
+	return strings.TrimPrefix(err.Error(), ErrBadGrant.Error()+": ")
 }
 
 // who names the caller: `alice@example.com (laptop)`, or for a tagged node
@@ -138,7 +164,8 @@ func (d *Denial) Error() string {
 
 // ClientMessage returns the refusal phrased for the client: who was refused,
 // for which database and listener, and what to do about it. It never contains
-// grant JSON, SQL or the Detail of a BadGrant.
+// grant JSON, SQL or the Detail of a BadGrant; of a BadGrant it says only
+// ClientDetail (where an unknown field is, and its name).
 func (d *Denial) ClientMessage() string {
 	prefix := fmt.Sprintf("access denied: %s", d.who())
 	switch d.Reason {
@@ -149,6 +176,9 @@ func (d *Denial) ClientMessage() string {
 	case NoDatabase:
 		return fmt.Sprintf("%s has no grant for %s; ask your tailnet admin to add database %q to your grant for listener %q", prefix, d.target(), d.Database, d.Listener)
 	case BadGrant:
+		if d.ClientDetail != "" {
+			return fmt.Sprintf("%s cannot use %s because your grant in the tailnet policy is malformed: %s; ask your tailnet admin to fix that field (Waypoint refuses a grant it cannot fully read)", prefix, d.target(), d.ClientDetail)
+		}
 		return fmt.Sprintf("%s cannot use %s because your grant in the tailnet policy is malformed; ask your tailnet admin to fix it (the Waypoint log says what is wrong)", prefix, d.target())
 	case RawSQLNotAllowed:
 		return fmt.Sprintf("%s cannot use %s because your grant contains raw \"sql\" statements, which this listener does not allow; ask your tailnet admin to remove them or to enable allow_raw_sql, or connect with waypoint_presets=readonly (or another preset) to skip them", prefix, d.target())

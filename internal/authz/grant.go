@@ -22,9 +22,11 @@ import (
 //	               "sql": ["GRANT INSERT ON public.audit_log TO {{.Role}}"]},
 //	     "*":     {"permissions": ["readonly"]}}}}}}
 //
-// Unknown fields are ignored at every level, so a policy written for a newer
-// Waypoint (or carrying fields for other tools) still works here; a known
-// field with a wrong type or value is an error.
+// A field Waypoint does not know, at any level, makes the grant invalid, and
+// so does a known field with a wrong type or value: the caller is refused
+// (fail closed) with an error naming the field, rather than served with a
+// guess (a typo "schema" would otherwise silently mean ["public"]). Field
+// names match exactly, case included.
 type Grant struct {
 	// Limits bound the caller's connections. Nil means the grant sets no
 	// limit. Limits apply to every listener the caller reaches; the strictest
@@ -35,8 +37,9 @@ type Grant struct {
 	Backends map[string]Backend `json:"backends,omitempty"`
 }
 
-// Backend is the part of a grant for one listener. Exactly one protocol field
-// is expected; a listener entry without the field for its mode grants nothing.
+// Backend is the part of a grant for one listener. Its only field is the
+// protocol "pg" (any other is an error, like every unknown field); a
+// listener entry without it grants nothing.
 type Backend struct {
 	// PG is the grant for a listener in postgres mode. Nil grants nothing.
 	PG *PGBackend `json:"pg,omitempty"`
@@ -94,7 +97,7 @@ type grantLimitsJSON struct {
 // Errors name the offending field.
 func (l *GrantLimits) UnmarshalJSON(b []byte) error {
 	var raw grantLimitsJSON
-	if err := decodeObject(b, &raw); err != nil {
+	if err := decodeStrict(b, &raw, "max_conns", "max_conn_duration", "max_bytes_per_conn"); err != nil {
 		return err
 	}
 	var out GrantLimits

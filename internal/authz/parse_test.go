@@ -42,9 +42,15 @@ func TestParseGrants(t *testing.T) {
 			want: []Grant{{Backends: appdb}},
 		},
 		{
-			name: "unknown fields ignored at every level",
-			caps: []string{`[{"future":1,"backends":{"pg-main":{"mysql":{},"pg":{"x":true,"databases":{"appdb":{"permissions":["readwrite"],"ttl":"1h"}}}}}}]`},
-			want: []Grant{{Backends: appdb}},
+			name: "every known field at every level",
+			caps: []string{`[{"limits":{"max_conns":1,"max_conn_duration":"1h","max_bytes_per_conn":"1KB"},` +
+				`"backends":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readwrite"],"schemas":["app"],"sql":["GRANT x"]}}}}}}]`},
+			want: []Grant{{
+				Limits: &GrantLimits{MaxConns: 1, MaxConnDuration: time.Hour, MaxBytesPerConn: 1000},
+				Backends: map[string]Backend{"pg-main": {PG: &PGBackend{Databases: map[string]DatabaseGrant{
+					"appdb": {Permissions: []string{"readwrite"}, Schemas: []string{"app"}, SQL: []string{"GRANT x"}},
+				}}}},
+			}},
 		},
 		{
 			name: "several values and objects keep order",
@@ -134,6 +140,89 @@ func TestParseGrantsErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("got error %q, want it to contain %q", err, want)
 				}
+			}
+		})
+	}
+}
+
+// TestParseGrantsUnknownFields: a field Waypoint does not know, at any level
+// of a grant object, refuses the whole capability with an error naming the
+// field and the path to the object holding it. Nothing is guessed: not a
+// typo, not another letter case, not a field a newer version might add.
+func TestParseGrantsUnknownFields(t *testing.T) {
+	db := func(entry string) string {
+		return `[{"backends":{"pg-main":{"pg":{"databases":{"appdb":` + entry + `}}}}}]`
+	}
+	tests := []struct {
+		name string
+		caps []string
+		want string // the error after "capability value 1, grant object N: "
+	}{
+		{
+			name: "typo schema in a database entry",
+			caps: []string{db(`{"permissions":["readonly"],"schema":["app"]}`)},
+			want: `backends["pg-main"].pg.databases["appdb"]: unknown field "schema" (allowed: permissions, schemas, sql)`,
+		},
+		{
+			name: "other letter case in a database entry",
+			caps: []string{db(`{"Permissions":["admin"]}`)},
+			want: `backends["pg-main"].pg.databases["appdb"]: unknown field "Permissions" (allowed: permissions, schemas, sql)`,
+		},
+		{
+			name: "escaped name is the name it spells",
+			caps: []string{db(`{"permissions":["readonly"],"schema":["app"]}`)},
+			want: `backends["pg-main"].pg.databases["appdb"]: unknown field "schema"`,
+		},
+		{
+			name: "top level",
+			caps: []string{`[{"backend":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readonly"]}}}}}}]`},
+			want: `unknown field "backend" (allowed: limits, backends)`,
+		},
+		{
+			name: "limits",
+			caps: []string{`[{"limits":{"max_connections":1}}]`},
+			want: `limits: unknown field "max_connections" (allowed: max_conns, max_conn_duration, max_bytes_per_conn)`,
+		},
+		{
+			name: "backends entry",
+			caps: []string{`[{"backends":{"pg-main":{"postgres":{"databases":{}}}}}]`},
+			want: `backends["pg-main"]: unknown field "postgres" (allowed: pg)`,
+		},
+		{
+			name: "pg",
+			caps: []string{`[{"backends":{"pg-main":{"pg":{"database":{"appdb":{"permissions":["readonly"]}}}}}}]`},
+			want: `backends["pg-main"].pg: unknown field "database" (allowed: databases)`,
+		},
+		{
+			name: "wildcard database entry",
+			caps: []string{`[{"backends":{"pg-main":{"pg":{"databases":{"*":{"permissions":["readonly"],"ttl":"1h"}}}}}}]`},
+			want: `backends["pg-main"].pg.databases["*"]: unknown field "ttl"`,
+		},
+		{
+			name: "second grant object",
+			caps: []string{`[{"limits":{"max_conns":1}},{"limits":{"max_conns":2,"burst":3}}]`},
+			want: `grant object 2: limits: unknown field "burst"`,
+		},
+		{
+			name: "long name is shortened",
+			caps: []string{db(`{"` + strings.Repeat("x", 500) + `":1}`)},
+			want: `unknown field "` + strings.Repeat("x", 40),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseGrants(raws(tt.caps...))
+			if err == nil {
+				t.Fatalf("ParseGrants = %+v, want an error naming the unknown field", got)
+			}
+			if !errors.Is(err, ErrBadGrant) || !errors.Is(err, ErrUnknownField) {
+				t.Errorf("got error %v, want one wrapping ErrBadGrant and ErrUnknownField", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got error %q, want it to contain %q", err, tt.want)
+			}
+			if len(err.Error()) > 400 {
+				t.Errorf("got an error of %d bytes, want the field name shortened", len(err.Error()))
 			}
 		})
 	}

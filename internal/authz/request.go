@@ -8,8 +8,12 @@ import (
 
 // ErrPresetRequest marks every error PresetRequest returns: the client asked
 // for a preset limit Waypoint cannot read. The message quotes only the
-// client's own (shortened) value, so it is safe to show to the client.
+// client's own (shortened) value, so it is safe to show to the client, and
+// it ends with presetRequestHelp.
 var ErrPresetRequest = errors.New("invalid waypoint_presets request")
+
+// presetRequestHelp ends every PresetRequest error: what a valid request is.
+const presetRequestHelp = "valid values are readonly, readwrite and admin, or a comma-separated list of them (the strongest listed applies)"
 
 // optionsParam is the startup parameter carrying libpq "options".
 const optionsParam = "options"
@@ -34,12 +38,13 @@ func isPresetName(name string) bool {
 // When several values are present each applies, so the weakest maximum is
 // returned. present reports whether any value was found. An empty value, an
 // empty list item or an unknown name is an error wrapping ErrPresetRequest
-// (and present is true).
+// (and present is true), e.g. `invalid waypoint_presets request: options
+// item "waypoint_presets": unknown preset "root"; valid values are …`.
 func PresetRequest(params map[string]string) (max Preset, present bool, err error) {
 	for _, v := range presetValues(params) {
 		p, err := parsePresetList(v.value)
 		if err != nil {
-			return "", true, fmt.Errorf("%w: %s: %w", ErrPresetRequest, v.source, err)
+			return "", true, fmt.Errorf("%w: %s: %w; %s", ErrPresetRequest, v.source, err, presetRequestHelp)
 		}
 		if max == "" {
 			max = p
@@ -102,7 +107,8 @@ func presetValues(params map[string]string) []presetValue {
 }
 
 // parsePresetList parses a comma-separated preset list and returns its
-// strongest preset.
+// strongest preset. Errors say what is wrong, not what is valid:
+// PresetRequest adds that once.
 func parsePresetList(list string) (Preset, error) {
 	if strings.TrimSpace(list) == "" {
 		return "", errors.New("empty value")
@@ -114,7 +120,7 @@ func parsePresetList(list string) (Preset, error) {
 		}
 		p, err := ParsePreset(name)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("unknown preset %s", quoteShort(strings.TrimSpace(name)))
 		}
 		best = stronger(best, p)
 	}

@@ -82,6 +82,16 @@ func TestPresetRequestErrors(t *testing.T) {
 			if len(err.Error()) > 300 {
 				t.Errorf("got a %d-byte error, want a short one", len(err.Error()))
 			}
+			msg := err.Error()
+			if n := strings.Count(msg, "invalid waypoint_presets request"); n != 1 {
+				t.Errorf("got %q, which says \"invalid waypoint_presets request\" %d times, want once", msg, n)
+			}
+			if want := "; valid values are readonly, readwrite and admin, or a comma-separated list of them (the strongest listed applies)"; !strings.HasSuffix(msg, want) {
+				t.Errorf("got %q, want it to end with what is valid: %q", msg, want)
+			}
+			if strings.Count(msg, "readonly, readwrite") != 1 || strings.Contains(msg, "(want") {
+				t.Errorf("got %q, want the valid presets listed once", msg)
+			}
 		})
 	}
 }

@@ -3,6 +3,9 @@ package pgwire
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +18,14 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// tapped is one statement TapQueries reported.
-type tapped struct{ kind, sql string }
+// query and parse are the events for a whole (uncut) Query or Parse text.
+func query(sql string) TapEvent {
+	return TapEvent{Kind: TapKindQuery, SQL: sql, SQLBytes: int64(len(sql))}
+}
+
+func parse(sql string) TapEvent {
+	return TapEvent{Kind: TapKindParse, SQL: sql, SQLBytes: int64(len(sql))}
+}
 
 // chunkConn is a net.Conn whose Reads return data in chunks of the given
 // sizes (the last size repeats), never more than asked for.
@@ -40,12 +49,12 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 }
 
 // tapAll relays data through TapQueries in chunks of sizes and returns the
-// bytes read and the statements reported.
-func tapAll(t testing.TB, data []byte, sizes []int, maxSQL int) ([]byte, []tapped) {
+// bytes read and the events reported.
+func tapAll(t testing.TB, data []byte, sizes []int, maxSQL int) ([]byte, []TapEvent) {
 	t.Helper()
-	var got []tapped
-	conn := TapQueries(&chunkConn{data: data, sizes: sizes}, maxSQL, func(kind, sql string) {
-		got = append(got, tapped{kind, sql})
+	var got []TapEvent
+	conn := TapQueries(&chunkConn{data: data, sizes: sizes}, maxSQL, func(ev TapEvent) {
+		got = append(got, ev)
 	})
 	out, err := io.ReadAll(conn)
 	if err != nil {
@@ -68,8 +77,9 @@ func encodeAll(t testing.TB, msgs ...pgproto3.FrontendMessage) []byte {
 }
 
 // sessionStream is a realistic session: simple and extended queries, a COPY,
-// empty statements, non-ASCII text and a Terminate.
-func sessionStream(t testing.TB) ([]byte, []tapped) {
+// empty statements, non-ASCII text, fast-path function calls (as libpq's
+// large-object functions send them) and a Terminate.
+func sessionStream(t testing.TB) ([]byte, []TapEvent) {
 	stream := encodeAll(t,
 		&pgproto3.Query{String: "SELECT 1"},
 		&pgproto3.Parse{Name: "s1", Query: "SELECT $1::int", ParameterOIDs: []uint32{23}},
@@ -83,27 +93,38 @@ func sessionStream(t testing.TB) ([]byte, []tapped) {
 		&pgproto3.Parse{Query: ""},
 		&pgproto3.Query{String: ""},
 		&pgproto3.Query{String: "SELECT 'héllo ☃'; SELECT 2"},
+		&pgproto3.FunctionCall{Function: 952, ArgFormatCodes: []uint16{1, 1}, Arguments: [][]byte{{0, 0, 0x40, 0}, {0, 2, 0, 0}}, ResultFormatCode: 1},
+		&pgproto3.FunctionCall{Function: 955, ArgFormatCodes: []uint16{0}, Arguments: [][]byte{[]byte("secret"), nil, {}}},
+		&pgproto3.FunctionCall{Function: 715},
 		&pgproto3.Terminate{},
 	)
-	want := []tapped{
-		{TapKindQuery, "SELECT 1"},
-		{TapKindParse, "SELECT $1::int"},
-		{TapKindQuery, "COPY t FROM STDIN"},
-		{TapKindParse, ""},
-		{TapKindQuery, ""},
-		{TapKindQuery, "SELECT 'héllo ☃'; SELECT 2"},
+	want := []TapEvent{
+		query("SELECT 1"),
+		parse("SELECT $1::int"),
+		query("COPY t FROM STDIN"),
+		parse(""),
+		query(""),
+		query("SELECT 'héllo ☃'; SELECT 2"),
+		{Kind: TapKindFunctionCall, FunctionOID: 952, ArgCount: 2, ArgSizes: []int32{4, 4}},
+		{Kind: TapKindFunctionCall, FunctionOID: 955, ArgCount: 3, ArgSizes: []int32{6, -1, 0}},
+		{Kind: TapKindFunctionCall, FunctionOID: 715},
 	}
 	return stream, want
 }
 
 // checkTap checks that out equals in and that got equals want.
-func checkTap(t *testing.T, in, out []byte, got, want []tapped) {
+func checkTap(t *testing.T, in, out []byte, got, want []TapEvent) {
 	t.Helper()
 	if !bytes.Equal(out, in) {
 		t.Fatalf("got %d bytes %q, want the %d input bytes unchanged", len(out), out, len(in))
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("got statements %q, want %q", got, want)
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Fatalf("got events\n%+v\nwant\n%+v", got, want)
+	}
+	for _, ev := range got {
+		if bytes.Contains([]byte(fmt.Sprintf("%+v", ev)), []byte("secret")) {
+			t.Fatalf("got event %+v, want no argument values", ev)
+		}
 	}
 }
 
@@ -126,43 +147,81 @@ func TestTapQueries_SplitAtEveryByte(t *testing.T) {
 	}
 }
 
+// cut is the event for sql reported cut to its first n bytes.
+func cut(kind, sql string, n int) TapEvent {
+	sum := sha256.Sum256([]byte(sql))
+	return TapEvent{Kind: kind, SQL: sql[:n], SQLBytes: int64(len(sql)), Truncated: true, SQLSHA256: hex.EncodeToString(sum[:])}
+}
+
+// fnCallBytes is a FunctionCall message for oid with the given argument
+// lengths (-1: NULL), each value filled with 'v', and no format codes.
+func fnCallBytes(oid uint32, lens ...int32) []byte {
+	body := binary.BigEndian.AppendUint32(nil, oid)
+	body = binary.BigEndian.AppendUint16(body, 0)
+	body = binary.BigEndian.AppendUint16(body, uint16(len(lens)))
+	for _, n := range lens {
+		body = binary.BigEndian.AppendUint32(body, uint32(n))
+		if n > 0 {
+			body = append(body, bytes.Repeat([]byte("v"), int(n))...)
+		}
+	}
+	body = binary.BigEndian.AppendUint16(body, 0)
+	return append(binary.BigEndian.AppendUint32([]byte{'F'}, uint32(len(body)+4)), body...)
+}
+
 func TestTapQueries_Cases(t *testing.T) {
 	long := strings.Repeat("x", 100)
+	manyArgs := make([]int32, TapMaxArgSizes+10)
+	for i := range manyArgs {
+		manyArgs[i] = int32(i % 3)
+	}
 	tests := []struct {
 		name   string
 		stream []byte
 		maxSQL int
-		want   []tapped
+		want   []TapEvent
 	}{
 		{
-			name:   "query longer than maxSQL is reported cut",
+			name:   "query longer than maxSQL is reported cut, with its length and hash",
 			stream: encodeAll(t, &pgproto3.Query{String: "SELECT '" + long + "'"}, &pgproto3.Query{String: "SELECT 2"}),
 			maxSQL: 10,
-			want:   []tapped{{TapKindQuery, "SELECT 'xx"}, {TapKindQuery, "SELECT 2"}},
+			want:   []TapEvent{cut(TapKindQuery, "SELECT '"+long+"'", 10), query("SELECT 2")},
 		},
 		{
-			name:   "parse longer than maxSQL is reported cut",
+			name:   "parse longer than maxSQL is reported cut, with its length and hash",
 			stream: encodeAll(t, &pgproto3.Parse{Name: long, Query: long, ParameterOIDs: []uint32{25, 23}}),
 			maxSQL: 5,
-			want:   []tapped{{TapKindParse, "xxxxx"}},
+			want:   []TapEvent{cut(TapKindParse, long, 5)},
 		},
 		{
-			name:   "SQL of exactly maxSQL",
+			name:   "SQL of exactly maxSQL is not cut",
 			stream: encodeAll(t, &pgproto3.Query{String: "SELECT 1"}),
 			maxSQL: 8,
-			want:   []tapped{{TapKindQuery, "SELECT 1"}},
+			want:   []TapEvent{query("SELECT 1")},
+		},
+		{
+			name:   "SQL one byte over maxSQL is cut",
+			stream: encodeAll(t, &pgproto3.Query{String: "SELECT 10"}),
+			maxSQL: 8,
+			want:   []TapEvent{cut(TapKindQuery, "SELECT 10", 8)},
+		},
+		{
+			name:   "a cut statement does not leak into the next one",
+			stream: encodeAll(t, &pgproto3.Query{String: long}, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Query{String: long + "y"}),
+			maxSQL: 8,
+			want:   []TapEvent{cut(TapKindQuery, long, 8), parse("SELECT 1"), cut(TapKindQuery, long+"y", 8)},
 		},
 		{
 			name: "length below 4 stops tapping, bytes still relayed",
 			stream: append(append(encodeAll(t, &pgproto3.Query{String: "SELECT 1"}),
 				'X', 0, 0, 0, 3),
 				encodeAll(t, &pgproto3.Query{String: "SELECT 2"})...),
-			want: []tapped{{TapKindQuery, "SELECT 1"}},
+			want: []TapEvent{query("SELECT 1")},
 		},
 		{
 			name:   "query without NUL is reported at the end of its message",
 			stream: []byte{'Q', 0, 0, 0, 12, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '3'},
-			want:   []tapped{{TapKindQuery, "SELECT 3"}},
+			want:   []TapEvent{query("SELECT 3")},
 		},
 		{
 			name:   "parse whose name never ends reports nothing",
@@ -171,7 +230,7 @@ func TestTapQueries_Cases(t *testing.T) {
 		{
 			name:   "query with empty body",
 			stream: []byte{'Q', 0, 0, 0, 4},
-			want:   []tapped{{TapKindQuery, ""}},
+			want:   []TapEvent{query("")},
 		},
 		{
 			name: "huge declared length keeps at most maxSQL",
@@ -184,6 +243,50 @@ func TestTapQueries_Cases(t *testing.T) {
 			name:   "truncated header at end of stream",
 			stream: []byte{'Q', 0, 0},
 		},
+		{
+			name:   "function call: OID, argument count and sizes, no values",
+			stream: append(fnCallBytes(2965, 8, -1, 0, 3), encodeAll(t, &pgproto3.Query{String: "SELECT 1"})...),
+			want:   []TapEvent{{Kind: TapKindFunctionCall, FunctionOID: 2965, ArgCount: 4, ArgSizes: []int32{8, -1, 0, 3}}, query("SELECT 1")},
+		},
+		{
+			name:   "function call with format codes",
+			stream: encodeAll(t, &pgproto3.FunctionCall{Function: 7, ArgFormatCodes: []uint16{0, 1, 1}, Arguments: [][]byte{[]byte("ab"), []byte("c"), nil}, ResultFormatCode: 1}),
+			want:   []TapEvent{{Kind: TapKindFunctionCall, FunctionOID: 7, ArgCount: 3, ArgSizes: []int32{2, 1, -1}}},
+		},
+		{
+			name:   "function call lists at most TapMaxArgSizes sizes but counts all",
+			stream: fnCallBytes(1, manyArgs...),
+			want:   []TapEvent{{Kind: TapKindFunctionCall, FunctionOID: 1, ArgCount: len(manyArgs), ArgSizes: manyArgs[:TapMaxArgSizes]}},
+		},
+		{
+			name:   "function call with empty body is still reported",
+			stream: []byte{'F', 0, 0, 0, 4},
+			want:   []TapEvent{{Kind: TapKindFunctionCall}},
+		},
+		{
+			name: "function call cut short reports what it declared",
+			// OID 9, no formats, 2 arguments, the first 4 bytes long but
+			// the message ends inside it.
+			stream: []byte{'F', 0, 0, 0, 18, 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 4, 'a', 'b'},
+			want:   []TapEvent{{Kind: TapKindFunctionCall, FunctionOID: 9, ArgCount: 2, ArgSizes: []int32{4}}},
+		},
+		{
+			name: "function call argument longer than its message",
+			stream: append([]byte{'F', 0, 0, 0, 18, 0, 0, 0, 9, 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff, 'a', 'b'},
+				encodeAll(t, &pgproto3.Query{String: "SELECT 1"})...),
+			want: []TapEvent{{Kind: TapKindFunctionCall, FunctionOID: 9, ArgCount: 1, ArgSizes: []int32{0x7fffffff}}, query("SELECT 1")},
+		},
+		{
+			name:   "function call with negative counts",
+			stream: []byte{'F', 0, 0, 0, 14, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xfe, 0, 0},
+			want:   []TapEvent{{Kind: TapKindFunctionCall, FunctionOID: 3}},
+		},
+		{
+			name: "function call data inside COPY is not a call",
+			stream: encodeAll(t, &pgproto3.Query{String: "COPY t FROM STDIN"},
+				&pgproto3.CopyData{Data: fnCallBytes(1, 4)}, &pgproto3.CopyDone{}),
+			want: []TapEvent{query("COPY t FROM STDIN")},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,10 +298,34 @@ func TestTapQueries_Cases(t *testing.T) {
 	}
 }
 
+// TestTapQueries_HashesWholeLongSQL checks, for a statement far longer than
+// maxSQL and in reads of many sizes, that the reported length and SHA-256
+// are those of the whole text, which a log reader can match against a known
+// statement.
+func TestTapQueries_HashesWholeLongSQL(t *testing.T) {
+	sql := "INSERT INTO t VALUES ('" + strings.Repeat("é☃x", 50_000) + "')"
+	stream := encodeAll(t, &pgproto3.Query{String: sql})
+	sum := sha256.Sum256([]byte(sql))
+	for _, size := range []int{1, 100, 4096, len(stream)} {
+		_, got := tapAll(t, stream, []int{size}, DefaultTapMaxSQL)
+		if len(got) != 1 {
+			t.Fatalf("reads of %d: got %d events, want 1", size, len(got))
+		}
+		ev := got[0]
+		if !ev.Truncated || ev.SQLBytes != int64(len(sql)) || ev.SQLSHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("reads of %d: got truncated %v, %d bytes, sha256 %s; want true, %d, %x",
+				size, ev.Truncated, ev.SQLBytes, ev.SQLSHA256, len(sql), sum)
+		}
+		if ev.SQL != sql[:DefaultTapMaxSQL] {
+			t.Errorf("reads of %d: got SQL of %d bytes, want the first %d bytes of the text", size, len(ev.SQL), DefaultTapMaxSQL)
+		}
+	}
+}
+
 // TestTapQueries_BoundedMemory feeds a message declaring 2 GiB and checks
 // that the scanner's SQL buffer stays within maxSQL.
 func TestTapQueries_BoundedMemory(t *testing.T) {
-	s := queryScanner{maxSQL: 16, fn: func(string, string) {}}
+	s := queryScanner{maxSQL: 16, fn: func(TapEvent) {}}
 	s.feed([]byte{'Q', 0x7f, 0xff, 0xff, 0xff})
 	chunk := bytes.Repeat([]byte("z"), 4096)
 	for range 256 {
@@ -240,8 +367,8 @@ func TestTapQueries_PassThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = peer.SetDeadline(time.Now().Add(liveness))
-	var got []tapped
-	conn := TapQueries(raw, 0, func(kind, sql string) { got = append(got, tapped{kind, sql}) })
+	var got []TapEvent
+	conn := TapQueries(raw, 0, func(ev TapEvent) { got = append(got, ev) })
 	defer conn.Close()
 
 	if conn.LocalAddr().String() != raw.LocalAddr().String() {
@@ -276,17 +403,17 @@ func TestTapQueries_PassThrough(t *testing.T) {
 		t.Errorf("peer got %d, %v after CloseWrite, want EOF", n, err)
 	}
 	// Half-closed: the tapped side still reads.
-	query := encodeAll(t, &pgproto3.Query{String: "SELECT 1"})
-	if _, err := peer.Write(query); err != nil {
+	msg := encodeAll(t, &pgproto3.Query{String: "SELECT 1"})
+	if _, err := peer.Write(msg); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(liveness))
-	in := make([]byte, len(query))
-	if _, err := io.ReadFull(conn, in); err != nil || !bytes.Equal(in, query) {
+	in := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, in); err != nil || !bytes.Equal(in, msg) {
 		t.Fatalf("got %q, %v, want the query bytes", in, err)
 	}
-	if want := []tapped{{TapKindQuery, "SELECT 1"}}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("got %q, want %q", got, want)
+	if want := []TapEvent{query("SELECT 1")}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %+v, want %+v", got, want)
 	}
 
 	if err := conn.Close(); err != nil {
@@ -303,7 +430,7 @@ func TestTapQueries_CloseWriteUnsupported(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	conn := TapQueries(a, 0, func(string, string) {})
+	conn := TapQueries(a, 0, func(TapEvent) {})
 	if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err == nil {
 		t.Error("got nil error, want one: net.Pipe cannot half-close")
 	}
@@ -318,7 +445,7 @@ func TestTapQueries_Pgconn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	reported := make(chan tapped, 16)
+	reported := make(chan TapEvent, 16)
 	go func() {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -332,7 +459,7 @@ func TestTapQueries_Pgconn(t *testing.T) {
 		if err != nil || c.FinishStartup(fakeUpstream, testKey) != nil {
 			return
 		}
-		tap := TapQueries(c.Conn, 0, func(kind, sql string) { reported <- tapped{kind, sql} })
+		tap := TapQueries(c.Conn, 0, func(ev TapEvent) { reported <- ev })
 		answerSimpleAndExtended(pgproto3.NewBackend(tap, tap))
 	}()
 
@@ -348,15 +475,15 @@ func TestTapQueries_Pgconn(t *testing.T) {
 	if res := pc.ExecParams(ctx, "SELECT $1::text", [][]byte{[]byte("x")}, nil, nil, nil).Read(); res.Err != nil {
 		t.Fatalf("ExecParams: %v", res.Err)
 	}
-	want := []tapped{{TapKindQuery, "SELECT 'simple'"}, {TapKindParse, "SELECT $1::text"}}
+	want := []TapEvent{query("SELECT 'simple'"), parse("SELECT $1::text")}
 	for _, w := range want {
 		select {
 		case got := <-reported:
-			if got != w {
-				t.Errorf("got %q, want %q", got, w)
+			if fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Errorf("got %+v, want %+v", got, w)
 			}
 		case <-time.After(liveness):
-			t.Fatalf("no statement reported, want %q", w)
+			t.Fatalf("no statement reported, want %+v", w)
 		}
 	}
 }
@@ -395,8 +522,9 @@ func answerSimpleAndExtended(be *pgproto3.Backend) {
 
 // FuzzTapQueries relays arbitrary bytes through TapQueries in chunks of an
 // arbitrary size. The bytes read must always equal the input, no reported
-// SQL may exceed maxSQL, and the statements reported must not depend on how
-// the stream was chunked.
+// SQL may exceed maxSQL, a cut must be marked with the whole length and a
+// hash, a FunctionCall must list at most TapMaxArgSizes sizes, and the
+// events reported must not depend on how the stream was chunked.
 func FuzzTapQueries(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, maxSQL uint8) {
 		limit := int(maxSQL)
@@ -407,14 +535,32 @@ func FuzzTapQueries(f *testing.F) {
 		if limit <= 0 {
 			limit = DefaultTapMaxSQL
 		}
-		for _, s := range got {
-			if len(s.sql) > limit {
-				t.Fatalf("got SQL of %d bytes, want at most %d", len(s.sql), limit)
-			}
+		for _, ev := range got {
+			checkEvent(t, ev, limit)
 		}
 		_, whole := tapAll(t, data, []int{len(data) + 1}, int(maxSQL))
 		if fmt.Sprint(got) != fmt.Sprint(whole) {
-			t.Fatalf("chunks of %d reported %q, whole stream %q", int(chunk)+1, got, whole)
+			t.Fatalf("chunks of %d reported %+v, whole stream %+v", int(chunk)+1, got, whole)
 		}
 	})
+}
+
+// checkEvent checks the invariants of one reported event for a tap with
+// maxSQL limit.
+func checkEvent(t *testing.T, ev TapEvent, limit int) {
+	t.Helper()
+	switch {
+	case len(ev.SQL) > limit:
+		t.Fatalf("got SQL of %d bytes, want at most %d", len(ev.SQL), limit)
+	case ev.Truncated != (ev.SQLBytes > int64(len(ev.SQL))):
+		t.Fatalf("got truncated %v for %d of %d bytes", ev.Truncated, len(ev.SQL), ev.SQLBytes)
+	case ev.Truncated && (len(ev.SQL) != limit || len(ev.SQLSHA256) != 64):
+		t.Fatalf("got a cut at %d bytes with hash %q, want the first %d bytes and a SHA-256", len(ev.SQL), ev.SQLSHA256, limit)
+	case !ev.Truncated && (ev.SQLBytes != int64(len(ev.SQL)) || ev.SQLSHA256 != ""):
+		t.Fatalf("got uncut SQL of %d bytes with SQLBytes %d and hash %q", len(ev.SQL), ev.SQLBytes, ev.SQLSHA256)
+	case len(ev.ArgSizes) > TapMaxArgSizes || len(ev.ArgSizes) > ev.ArgCount:
+		t.Fatalf("got %d argument sizes for %d arguments, want at most %d", len(ev.ArgSizes), ev.ArgCount, TapMaxArgSizes)
+	case ev.Kind != TapKindFunctionCall && (ev.FunctionOID != 0 || ev.ArgCount != 0):
+		t.Fatalf("got a %s event with function fields %+v", ev.Kind, ev)
+	}
 }

@@ -15,11 +15,25 @@ func (s *Server) auditTap(sess *session) net.Conn {
 		return sess.client.Conn
 	}
 	eff := sess.effective()
-	return pgwire.TapQueries(sess.client.Conn, audit.MaxSQL+1, func(kind, sql string) {
-		s.opts.Audit.Log(audit.Entry{
-			Time: time.Now(), Conn: sess.id, Listener: s.opts.Listener,
-			Login: sess.peer.Subject(), Machine: sess.peer.MachineName, NodeID: sess.peer.NodeID,
-			Database: eff.Database, Role: sess.role, Kind: kind, SQL: sql,
-		})
+	return pgwire.TapQueries(sess.client.Conn, audit.MaxSQL, func(ev pgwire.TapEvent) {
+		e := auditEntry(ev)
+		e.Time, e.Conn, e.Listener = time.Now(), sess.id, s.opts.Listener
+		e.Login, e.Machine, e.NodeID = sess.peer.Subject(), sess.peer.MachineName, sess.peer.NodeID
+		e.Database, e.Role = eff.Database, sess.role
+		s.opts.Audit.Log(e)
 	})
+}
+
+// auditEntry is what the audit log records of one tapped message: the
+// statement (cut, with its full length and hash, when the tap cut it), or a
+// function call's OID and argument count and sizes.
+func auditEntry(ev pgwire.TapEvent) audit.Entry {
+	e := audit.Entry{Kind: ev.Kind, SQL: ev.SQL}
+	if ev.Truncated {
+		e.SQLTruncated, e.SQLBytes, e.SQLSHA256 = true, ev.SQLBytes, ev.SQLSHA256
+	}
+	if ev.Kind == pgwire.TapKindFunctionCall {
+		e.Function = &audit.FunctionCall{OID: ev.FunctionOID, Args: ev.ArgCount, ArgSizes: ev.ArgSizes}
+	}
+	return e
 }

@@ -89,6 +89,23 @@ func failMsg(kind Kind, msg string, err error) error {
 	return &stageError{kind: kind, msg: msg, err: err}
 }
 
+// presetRequestHint is what a client whose waypoint_presets request cannot
+// be read should do: the fault is in its connection settings, not its grant.
+const presetRequestHint = "Fix waypoint_presets in this connection's settings: the startup parameter waypoint_presets, " +
+	"or -c waypoint_presets=... inside options (psql, JDBC); leave it out to use your full grant."
+
+// durationLimitError ends a session that reached its max_conn_duration d.
+func durationLimitError(d time.Duration) error {
+	return &stageError{kind: KindLimit, code: "57P01",
+		msg: fmt.Sprintf("session ended: it reached the maximum duration of %v (max_conn_duration); reconnect to continue", d)}
+}
+
+// byteLimitError ends a session that relayed its max_bytes_per_conn n.
+func byteLimitError(n int64) error {
+	return &stageError{kind: KindLimit, code: "53400",
+		msg: fmt.Sprintf("session ended: it relayed the maximum of %d bytes (max_bytes_per_conn); reconnect to continue", n)}
+}
+
 // kindOf returns the classification of err (KindInternal if unclassified).
 func kindOf(err error) Kind {
 	var se *stageError
@@ -134,7 +151,7 @@ func defaults(k Kind) (code, msg, hint string) {
 	case KindTLSRequired:
 		return "28000", "this Waypoint listener requires TLS", "Connect with sslmode=require."
 	case KindUnidentified:
-		return "28000", "Waypoint could not identify this tailnet node", "Connect from a Tailscale node that belongs to a user or carries tags."
+		return "28000", "Waypoint could not identify your tailnet node, so it cannot look up your grant", "Connect from a Tailscale node that is logged in as a user or carries ACL tags; if the node just joined the tailnet, try again in a few seconds."
 	case KindDenied:
 		return "28000", "access denied by the tailnet policy", "Ask your tailnet administrator for a grant."
 	case KindLimit:

@@ -23,6 +23,7 @@ func (s *Server) serveConn(conn net.Conn) {
 		id:    strconv.FormatUint(s.nextID.Add(1), 36) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36),
 		conn:  conn,
 		start: time.Now(),
+		pass:  s.passes.Load(),
 	}
 	if ra := conn.RemoteAddr(); ra != nil {
 		sess.remote = ra.String()
@@ -50,7 +51,7 @@ func (s *Server) pipeline(sess *session) error {
 	hctx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
 	defer cancel()
 	if err := s.identify(hctx, sess); err != nil {
-		return err
+		return s.refuseUnidentified(hctx, sess, err)
 	}
 	if err := s.readStartup(hctx, sess); err != nil {
 		return err
@@ -72,6 +73,9 @@ func (s *Server) pipeline(sess *session) error {
 		return err
 	}
 	defer sess.up.Conn.Close()
+	if err := s.watch(sctx, sess); err != nil {
+		return err
+	}
 	if err := s.greet(sess); err != nil {
 		return err
 	}
@@ -87,6 +91,20 @@ func (s *Server) identify(ctx context.Context, sess *session) error {
 	}
 	sess.peer = peer
 	return nil
+}
+
+// refuseUnidentified ends a connection whose caller the tailnet could not
+// identify (idErr, from identify). So that the client is told why instead
+// of seeing the connection drop, it still reads the client's startup, within
+// the same handshake deadline and with TLS as the listener offers it; the
+// refusal (idErr) is then sent as a FATAL ErrorResponse like any other. A
+// CancelRequest is dropped unanswered, as PostgreSQL drops any cancel it
+// does not honour. Nothing else runs for such a caller.
+func (s *Server) refuseUnidentified(ctx context.Context, sess *session, idErr error) error {
+	if err := s.readStartup(ctx, sess); err != nil {
+		return fmt.Errorf("%w; the startup failed too: %v", idErr, err)
+	}
+	return idErr
 }
 
 // readStartup runs the Postgres handshake up to the StartupMessage (or a
@@ -112,7 +130,8 @@ func (s *Server) decide(sess *session) error {
 	defer s.stageDone(metrics.StageDecide, time.Now())
 	maxPreset, _, err := authz.PresetRequest(sess.client.Params)
 	if err != nil {
-		return failMsg(KindDenied, "invalid waypoint_presets request: "+err.Error(), err)
+		s.opts.Metrics.Refused(s.opts.Listener, authz.BadPresetRequest.String())
+		return &stageError{kind: KindDenied, msg: err.Error(), hint: presetRequestHint, err: err}
 	}
 	eff, err := authz.Decide(sess.peer, authz.Request{
 		Listener:  s.opts.Listener,
@@ -202,6 +221,38 @@ func (s *Server) upstreamConfig(database, role, password string, params map[stri
 	}
 }
 
+// watch hands sess over to revalidation and makes sure that its decision,
+// taken before provisioning, still holds now that it is about to relay.
+//
+// Once watched, the session is covered by every revalidation pass, like a
+// relaying one. A pass that began before that moment may have skipped it, so
+// the gap is closed here: passes are counted, and if one began since this
+// session's WhoIs (sess.pass), the session re-checks itself exactly as a pass
+// would (revoked: refused; privileges changed: reconciled). Either the pass
+// saw the session, or the session's own re-check ran after the pass began
+// and so sees what the pass saw. Sessions set up while no pass runs pay
+// nothing.
+//
+// A caller whose access was revoked during setup is refused with FATAL 28000
+// before it is told that the login succeeded.
+func (s *Server) watch(ctx context.Context, sess *session) error {
+	sess.mu.Lock()
+	sess.watched = true
+	sess.mu.Unlock()
+	if s.passes.Load() != sess.pass {
+		live, _ := s.opts.Provisioner.(LiveProvisioner)
+		if _, aborted := s.revalidateOne(ctx, sess, live); aborted {
+			return failMsg(KindProvision, "timed out preparing your session", fmt.Errorf("re-check before relay: %w", ctx.Err()))
+		}
+	}
+	err := sess.stoppedBecause()
+	var se *stageError
+	if errors.As(err, &se) && se.kind == KindRevoked {
+		return &stageError{kind: KindRevoked, code: "28000", msg: se.msg, hint: se.hint, err: se.err}
+	}
+	return err
+}
+
 // greet completes the client's startup with Waypoint's own cancel key.
 func (s *Server) greet(sess *session) error {
 	defer s.stageDone(metrics.StageFinish, time.Now())
@@ -224,36 +275,27 @@ func (s *Server) greet(sess *session) error {
 	return nil
 }
 
-// relay copies bytes until either side ends the session or it is stopped.
+// relay copies bytes until either side ends the session or it is stopped,
+// under the session's limits (which revalidation may change meanwhile).
 func (s *Server) relay(sess *session) error {
 	defer s.unregisterKey(sess.key)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sess.mu.Lock()
-	if sess.stopErr != nil {
-		sess.mu.Unlock()
-		return sess.stopErr
+	lim := sess.startRelay(cancel, func(d time.Duration) {
+		s.opts.Metrics.LimitRejected(s.opts.Listener, "max_conn_duration")
+		sess.stop(durationLimitError(d))
+	})
+	if lim == nil {
+		return sess.stoppedBecause()
 	}
-	sess.cancel = cancel
-	sess.relaying = true
-	sess.mu.Unlock()
-	limits := sess.effective().Limits
-	if d := limits.MaxConnDuration; d > 0 {
-		t := time.AfterFunc(d, func() {
-			s.opts.Metrics.LimitRejected(s.opts.Listener, "max_conn_duration")
-			sess.stop(&stageError{kind: KindLimit, code: "57P01",
-				msg: fmt.Sprintf("session ended: it reached the maximum duration of %v (max_conn_duration); reconnect to continue", d)})
-		})
-		defer t.Stop()
-	}
-	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{MaxBytes: limits.MaxBytesPerConn})
+	defer sess.endRelay()
+	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{Budget: lim.budget, Counters: &lim.counters})
 	if err := sess.stoppedBecause(); err != nil {
 		return err
 	}
 	if sess.result.Reason == relay.ByteLimit {
 		s.opts.Metrics.LimitRejected(s.opts.Listener, "max_bytes_per_conn")
-		return &stageError{kind: KindLimit, code: "53400",
-			msg: fmt.Sprintf("session ended: it relayed the maximum of %d bytes (max_bytes_per_conn); reconnect to continue", limits.MaxBytesPerConn)}
+		return byteLimitError(lim.budget.Max())
 	}
 	return nil
 }

@@ -52,13 +52,14 @@ func (s *Server) RunRevalidation(ctx context.Context, interval time.Duration, ki
 }
 
 // Revalidate runs one pass: it closes every idle spare backend, and for
-// every relaying session it asks the tailnet again who the caller is and
-// decides again. A caller who lost access has
-// the session closed (the client is told why, the backend session is
-// terminated so a running query dies); a changed grant is reconciled on the
-// live role; the roles of sessions that stay have their expiry pushed
-// forward. It returns how many sessions were closed.
+// every session logged in upstream (relaying, or about to relay: see watch)
+// it asks the tailnet again who the caller is and decides again. A caller
+// who lost access has the session closed (the client is told why, the
+// backend session is terminated so a running query dies); a changed grant
+// is reconciled on the live role; the roles of sessions that stay are
+// recorded as in use. It returns how many sessions were closed.
 func (s *Server) Revalidate(ctx context.Context) (closed int) {
+	s.passes.Add(1) // before listing: a session not listed re-checks itself
 	// Spare backends carry no identity check of their own: close them all,
 	// so none outlives a policy change (a connection only ever takes a
 	// spare of its own, just-made decision anyway; see Spares).
@@ -66,34 +67,14 @@ func (s *Server) Revalidate(ctx context.Context) (closed int) {
 	live, _ := s.opts.Provisioner.(LiveProvisioner)
 	var keep []string
 	seen := map[string]bool{}
-	for _, sess := range s.relayingSessions() {
-		eff, err := s.recheck(ctx, sess)
+	for _, sess := range s.watchedSessions() {
+		gone, aborted := s.revalidateOne(ctx, sess, live)
 		switch {
-		case err != nil && ctx.Err() != nil:
-			return closed // our own deadline: decide nothing
-		case err != nil:
-			s.revoke(ctx, sess, live, err)
+		case aborted:
+			return closed // our own deadline: decide nothing more
+		case gone:
 			closed++
-			continue
-		case sess.effective().PresetLimited && sess.effective().Preset != eff.Preset:
-			// A preset-scoped role is named after its preset: the new
-			// decision maps to another role, so this one cannot be
-			// reconciled in place.
-			s.revoke(ctx, sess, live, failMsg(KindRevoked, "your grant changed; reconnect to use the new privileges", errors.New("preset-limited session's preset changed")))
-			closed++
-			continue
-		case live != nil && changed(sess.effective(), eff):
-			if rerr := live.Reconcile(ctx, sess.peer, eff); rerr != nil {
-				s.log.Warn("revalidation: reconcile failed; closing the session", "conn", sess.id, "err", rerr)
-				s.revoke(ctx, sess, live, failMsg(KindRevoked, "your privileges changed and Waypoint could not apply them; reconnect", rerr))
-				closed++
-				continue
-			}
-			s.log.Info("revalidation: privileges reconciled", "conn", sess.id, "role", sess.role,
-				"from", string(sess.effective().Preset), "to", string(eff.Preset))
-			sess.setEffective(eff)
-		}
-		if !seen[sess.role] {
+		case !seen[sess.role]:
 			seen[sess.role] = true
 			keep = append(keep, sess.role)
 		}
@@ -104,6 +85,42 @@ func (s *Server) Revalidate(ctx context.Context) (closed int) {
 		}
 	}
 	return closed
+}
+
+// revalidateOne re-checks one watched session and acts on the new decision:
+// it closes the session when the caller lost access (or when a
+// preset-scoped session's preset changed: its role is named after it),
+// reconciles the live role when its privileges changed, and applies changed
+// limits (applyLimits). It reports whether
+// the session was closed, or that ctx ended before a decision (then nothing
+// was done).
+func (s *Server) revalidateOne(ctx context.Context, sess *session, live LiveProvisioner) (closed, aborted bool) {
+	eff, err := s.recheck(ctx, sess)
+	cur := sess.effective()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return false, true
+	case err != nil:
+		s.revoke(ctx, sess, live, err)
+		return true, false
+	case cur.PresetLimited && cur.Preset != eff.Preset:
+		s.revoke(ctx, sess, live, failMsg(KindRevoked, "your grant changed; reconnect to use the new privileges", errors.New("preset-limited session's preset changed")))
+		return true, false
+	case live != nil && changed(cur, eff):
+		if rerr := live.Reconcile(ctx, sess.peer, eff); rerr != nil {
+			s.log.Warn("revalidation: reconcile failed; closing the session", "conn", sess.id, "err", rerr)
+			s.revoke(ctx, sess, live, failMsg(KindRevoked, "your privileges changed and Waypoint could not apply them; reconnect", rerr))
+			return true, false
+		}
+		s.log.Info("revalidation: privileges reconciled", "conn", sess.id, "role", sess.role,
+			"from", string(cur.Preset), "to", string(eff.Preset))
+		sess.setEffective(eff)
+	}
+	// Limits are not privileges (changed ignores them): compared on their own.
+	if eff.Limits != cur.Limits {
+		s.applyLimits(sess, cur.Limits, eff.Limits)
+	}
+	return false, false
 }
 
 // recheck repeats identification and the decision for sess. The error is
@@ -160,14 +177,14 @@ func (s *Server) revoke(ctx context.Context, sess *session, live LiveProvisioner
 	}
 }
 
-// relayingSessions returns the sessions that completed login and are being
-// relayed.
-func (s *Server) relayingSessions() []*session {
+// watchedSessions returns the sessions revalidation covers: logged in
+// upstream, about to relay or relaying.
+func (s *Server) watchedSessions() []*session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
-		if sess.isRelaying() {
+		if sess.isWatched() {
 			out = append(out, sess)
 		}
 	}

@@ -1,6 +1,7 @@
 // Package proxy is the per-connection pipeline of a Waypoint listener:
 //
-//	accept → identify (WhoIs) → read startup → decide → provision → log in upstream → relay
+//	accept → identify (WhoIs) → read startup → decide → provision → log in upstream
+//	       → watch (re-check if revalidation ran meanwhile) → relay
 //
 // Each stage is one small function bounded by a deadline; each classifies its
 // own failures (errors.go), and one place turns them into what the client is
@@ -88,7 +89,8 @@ type Options struct {
 	// means none.
 	OnStage func(stage string, d time.Duration)
 	// Audit, when set, records every statement text (simple Query and
-	// extended Parse) with the caller's identity. Nil means no audit log.
+	// extended Parse) and every fast-path FunctionCall (OID and argument
+	// sizes, not values) with the caller's identity. Nil means no audit log.
 	Audit *audit.Logger
 	// Coord counts connections per user (max_conns) and routes cancel
 	// requests between Waypoint instances. Nil means an in-memory store
@@ -107,6 +109,7 @@ type Server struct {
 	keys   *cancelKeys
 	spares *sparePool
 	nextID atomic.Uint64
+	passes atomic.Uint64 // revalidation passes begun; see watch
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

@@ -20,6 +20,7 @@ type session struct {
 	conn   net.Conn
 	remote string // conn's remote address, captured at accept (some conns forget it once closed)
 	start  time.Time
+	pass   uint64 // Server.passes when the session began, before its WhoIs
 
 	client *pgwire.Client
 	peer   identity.Peer
@@ -30,17 +31,19 @@ type session struct {
 	key    pgwire.CancelKey
 	result relay.Result
 
-	mu       sync.Mutex
-	cancel   context.CancelFunc // stops the relay; nil until relaying
-	stopErr  error              // why the session was stopped from outside
-	relaying bool               // login done, bytes flowing
+	mu      sync.Mutex
+	cancel  context.CancelFunc // stops the relay; nil until relaying
+	stopErr error              // why the session was stopped from outside
+	watched bool               // logged in upstream: revalidation covers it (see Server.watch)
+	limits  *liveLimits        // enforced while relaying; nil before and after
 }
 
-// isRelaying reports whether the session is past login and relaying.
-func (sess *session) isRelaying() bool {
+// isWatched reports whether revalidation covers the session: it is logged in
+// upstream, about to relay or relaying.
+func (sess *session) isWatched() bool {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	return sess.relaying
+	return sess.watched
 }
 
 // effective returns the session's current decision. Revalidation may

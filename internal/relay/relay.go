@@ -73,12 +73,35 @@ func (c *Counters) ClientToServer() int64 { return c.clientToServer.Load() }
 // ServerToClient returns the bytes forwarded from backend to client so far.
 func (c *Counters) ServerToClient() int64 { return c.serverToClient.Load() }
 
+// Budget is a byte cap for Run that may be changed while Run runs, e.g.
+// lowered when the caller's grant changes. Create it with NewBudget. It is
+// safe for concurrent use.
+type Budget struct{ max atomic.Int64 }
+
+// NewBudget returns a Budget of max bytes; 0 or less means unlimited.
+func NewBudget(max int64) *Budget {
+	b := new(Budget)
+	b.Set(max)
+	return b
+}
+
+// Set changes the cap to max bytes (0 or less: unlimited). It applies from
+// the relay's next read on: bytes already forwarded stay forwarded, and if
+// they already reach max, that read ends the relay with Reason ByteLimit.
+func (b *Budget) Set(max int64) { b.max.Store(max) }
+
+// Max returns the cap; 0 or less means unlimited.
+func (b *Budget) Max() int64 { return b.max.Load() }
+
 // Options tune Run. The zero value is ready to use.
 type Options struct {
 	// MaxBytes caps the bytes forwarded in both directions together; 0 means
 	// unlimited. Bytes up to the cap are forwarded, then the relay stops with
 	// Reason ByteLimit and the rest of that read is dropped.
 	MaxBytes int64
+	// Budget, if non-nil, is the cap instead of MaxBytes, and may be changed
+	// while Run runs.
+	Budget *Budget
 	// BufferSize is the size of each direction's copy buffer; 0 means
 	// DefaultBufferSize (those buffers are pooled).
 	BufferSize int
@@ -118,6 +141,9 @@ func Run(ctx context.Context, client, server net.Conn, opts Options) Result {
 	if s.opts.Counters == nil {
 		s.opts.Counters = new(Counters)
 	}
+	if s.opts.Budget == nil {
+		s.opts.Budget = NewBudget(s.opts.MaxBytes)
+	}
 	finished := make(chan struct{})
 	watcherDone := make(chan struct{})
 	go func() {
@@ -155,7 +181,7 @@ func Run(ctx context.Context, client, server net.Conn, opts Options) Result {
 type session struct {
 	client, server net.Conn
 	opts           Options
-	total          atomic.Int64 // bytes admitted against MaxBytes, both directions
+	total          atomic.Int64 // bytes admitted against the Budget, both directions
 
 	mu     sync.Mutex
 	reason Reason
@@ -182,21 +208,22 @@ func (s *session) stop() {
 	})
 }
 
-// admit reserves up to n bytes of the MaxBytes budget and returns how many
-// may be forwarded and whether the budget is now exhausted.
+// admit reserves up to n bytes of the budget and returns how many may be
+// forwarded and whether the budget is now exhausted. Bytes are counted even
+// while the budget is unlimited, so that a cap set later counts them.
 func (s *session) admit(n int) (allowed int, exhausted bool) {
-	if s.opts.MaxBytes <= 0 {
-		return n, false
-	}
 	after := s.total.Add(int64(n))
 	before := after - int64(n)
+	max := s.opts.Budget.Max()
 	switch {
-	case before >= s.opts.MaxBytes:
+	case max <= 0:
+		return n, false
+	case before >= max:
 		return 0, true
-	case after > s.opts.MaxBytes:
-		return int(s.opts.MaxBytes - before), true
+	case after > max:
+		return int(max - before), true
 	}
-	return n, after == s.opts.MaxBytes
+	return n, after == max
 }
 
 // pipe copies src to dst until src ends, and returns the bytes written to dst.

@@ -212,6 +212,60 @@ func TestRun_MaxBytes(t *testing.T) {
 	}
 }
 
+// TestRun_BudgetChangedWhileRunning: a cap set, lowered or raised while the
+// relay runs applies from the next read; bytes already forwarded count
+// against it, also those forwarded while it was unlimited.
+func TestRun_BudgetChangedWhileRunning(t *testing.T) {
+	tests := []struct {
+		name     string
+		initial  int64 // the cap when Run starts
+		changed  int64 // the cap after the first 10 bytes went through
+		second   int   // bytes sent after the change
+		wantSent int64 // client→server bytes forwarded in all
+		wantStop bool  // whether the relay ends with ByteLimit
+	}{
+		{name: "unlimited, then capped below what went through", initial: 0, changed: 5, second: 1, wantSent: 10, wantStop: true},
+		{name: "lowered to what went through", initial: 100, changed: 10, second: 3, wantSent: 10, wantStop: true},
+		{name: "lowered above what went through", initial: 100, changed: 15, second: 20, wantSent: 15, wantStop: true},
+		{name: "raised", initial: 12, changed: 100, second: 20, wantSent: 30},
+		{name: "removed", initial: 12, changed: 0, second: 20, wantSent: 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			budget := NewBudget(tt.initial)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := startRig(t, ctx, Options{Budget: budget})
+			if _, err := r.clientApp.Write(bytes.Repeat([]byte("a"), 10)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 10)
+			_ = r.serverApp.SetReadDeadline(time.Now().Add(liveness))
+			if _, err := io.ReadFull(r.serverApp, buf); err != nil {
+				t.Fatal(err)
+			}
+			budget.Set(tt.changed)
+			if _, err := r.clientApp.Write(bytes.Repeat([]byte("b"), tt.second)); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.wantStop {
+				rest := make([]byte, tt.second)
+				if _, err := io.ReadFull(r.serverApp, rest); err != nil {
+					t.Fatalf("after the change: %v", err)
+				}
+				cancel()
+			}
+			res := r.wait(t)
+			if got := res.Reason == ByteLimit; got != tt.wantStop {
+				t.Errorf("got reason %v, want ByteLimit: %v", res.Reason, tt.wantStop)
+			}
+			if res.ClientToServer != tt.wantSent {
+				t.Errorf("got ClientToServer %d, want %d", res.ClientToServer, tt.wantSent)
+			}
+		})
+	}
+}
+
 func TestRun_NoHalfCloseStopsBoth(t *testing.T) {
 	clientApp, clientSide := net.Pipe()
 	serverSide, serverApp := net.Pipe()
