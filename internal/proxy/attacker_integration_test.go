@@ -262,7 +262,8 @@ func oldLockKey(name string) int64 {
 // TestAttack_LocksCannotStallOthers: a readonly user holds every advisory
 // lock key Waypoint ever used (and as many others as it likes), an open
 // transaction with locks on what it can see and its own role's catalog row,
-// and a "*" grant that would reach the admin database. Another identity
+// five more sessions idle in transactions, and a "*" grant that would reach
+// the admin database. Another identity
 // still connects — through the full, cold provisioning of a new role —
 // within 2 s.
 func TestAttack_LocksCannotStallOthers(t *testing.T) {
@@ -276,6 +277,12 @@ func TestAttack_LocksCannotStallOthers(t *testing.T) {
 			t.Errorf("a \"*\" grant connecting to the admin database: got %v, want FATAL 28000", err)
 		}
 		hold := r.mustConnect(mallory, "lockdb", nil)
+		for range 5 { // its own sessions, idle in transactions
+			extra := r.mustConnect(mallory, "lockdb", nil)
+			if err := execSQL(extra, "BEGIN; SELECT count(*) FROM public.items"); err != nil {
+				t.Fatalf("extra session: %v", err)
+			}
+		}
 		victimRole := provision.RoleName("wp_", peerOf(victim.Login, "desk"), "lockdb", "")
 		for _, key := range []int64{oldLockKey("\x00database-grants"), oldLockKey(victimRole), oldLockKey(provision.ClashRoleName("wp_", peerOf(victim.Login, "desk"), "lockdb", ""))} {
 			if err := execSQL(hold, "SELECT pg_advisory_lock($1)", key); err != nil {
