@@ -176,7 +176,8 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 	return nil
 }
 
-// greet completes the client's startup with Waypoint's own cancel key.
+// greet completes the client's startup. Its BackendKeyData carries the
+// backend's real process ID and a secret of Waypoint's own (cancelKeys).
 func (s *Server) greet(sess *session) error {
 	key, err := s.keys.register(sess)
 	if err != nil {
