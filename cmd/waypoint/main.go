@@ -27,6 +27,8 @@ Usage:
                                              a private tailnet, PostgreSQL and two users to try with psql
   waypoint tunnel  -target waypoint-db:5432 [-local 127.0.0.1:5432] [-authkey KEY]
                                              forward a local port to a Waypoint listener over the tailnet
+  waypoint version                           print the version, commit, Go, tailscale.com and pgx versions
+                                             (also -version, --version)
 
 Run "waypoint <command> -h" for a command's flags. Documentation: README.md.
 `
@@ -45,6 +47,7 @@ var commands = map[string]command{
 	"explain": runExplain,
 	"demo":    runDemo,
 	"tunnel":  runTunnel,
+	"version": runVersion,
 }
 
 // run dispatches to a subcommand; with no command name (or only flags) it
@@ -55,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "-h", "-help", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return 0
+		case "-version", "--version":
+			return runVersion(args[1:], stdout, stderr)
 		}
 		if cmd, ok := commands[args[0]]; ok {
 			return cmd(args[1:], stdout, stderr)

@@ -28,7 +28,9 @@ func isPresetName(name string) bool {
 
 // PresetRequest reads the per-connection preset limit from the startup
 // parameters. It looks at the parameters "waypoint_presets" and
-// "waypoint.presets" (as pgx and JDBC send URL query keys) and at the items
+// "waypoint.presets" (what pgx sends for a URL query key, asyncpg for
+// server_settings and postgres.js for its connection option; pgJDBC and
+// libpq never send unknown keys, so their users need options) and at the items
 // "-c waypoint_presets=…", "-cwaypoint_presets=…" and "--waypoint_presets=…"
 // (also with "waypoint.presets" or "waypoint-presets") inside the "options"
 // parameter, which libpq splits at unescaped white space ("\ " is a space).

@@ -60,7 +60,8 @@ type FrontOptions struct {
 }
 
 // CancelKey is the (process ID, secret key) pair of BackendKeyData and
-// CancelRequest in protocol 3.0. It is comparable and may be used as a map key.
+// CancelRequest in protocol 3.0. It is comparable and may be used as a map
+// key; only the whole pair identifies a session (see ClientKey).
 type CancelKey struct {
 	ProcessID uint32
 	SecretKey uint32

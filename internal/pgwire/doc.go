@@ -9,9 +9,10 @@
 //     pgconn (SCRAM-SHA-256, MD5 or cleartext, only those allowed like
 //     libpq's require_auth; TLS like libpq's sslmode) and hijack the raw
 //     connection for relaying;
-//   - the bits in between: finishing the client's startup with Waypoint's own
-//     BackendKeyData (FinishStartup), ErrorResponses to clients (SendError,
-//     WriteError) and forwarding cancel requests (CancelBackend).
+//   - the bits in between: finishing the client's startup with a
+//     BackendKeyData that carries the backend's process ID and a secret of
+//     Waypoint's own (ClientKey, FinishStartup), ErrorResponses to clients
+//     (SendError, WriteError) and forwarding cancel requests (CancelBackend).
 //
 // Every message is encoded and decoded with pgx's pgproto3. The only bytes
 // read by hand are the 4-byte length and 4-byte code that open a startup

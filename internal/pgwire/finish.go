@@ -11,7 +11,8 @@ import (
 
 // FinishStartup completes the client's startup after the backend login:
 // AuthenticationOk, every ParameterStatus the backend reported (sorted by
-// name), BackendKeyData with key (Waypoint's own key, not the backend's) and
+// name), BackendKeyData with key (from ClientKey: the backend's process ID
+// and Waypoint's own secret, never the backend's secret) and
 // ReadyForQuery('I'), in one write bounded by a short deadline. The client
 // never authenticates to Waypoint with a password: the tailnet identity is
 // its credential. It must not run concurrently with other writes to c.Conn.
@@ -40,22 +41,29 @@ func (k CancelKey) secretBytes() []byte {
 	return binary.BigEndian.AppendUint32(nil, k.SecretKey)
 }
 
-// NewCancelKey returns a random key for a client's BackendKeyData. ProcessID
-// is in [1, 2^31-1], like a real PID (some drivers store it as a signed
-// int32); SecretKey is non-zero. Both come from crypto/rand. Uniqueness among
-// live sessions is the caller's job.
-func NewCancelKey() (CancelKey, error) {
-	var b [8]byte
+// ClientKey returns the key for the BackendKeyData of a client relayed to
+// up: the backend's real process ID (up.Key.ProcessID), so that
+// pg_backend_pid(), a NOTIFY's sender pid, pg_terminate_backend and the
+// server log agree with what the driver reports, and a non-zero secret of
+// Waypoint's own from crypto/rand, so the backend's secret never leaves
+// Waypoint. The secret is 4 bytes, as PostgreSQL's own keys are at protocol
+// 3.0: every client session runs at 3.0 (a client asking for 3.2 is
+// answered with NegotiateProtocolVersion, see startup), so no client ever
+// expects the longer 3.2 key.
+//
+// The process ID is not secret (pg_stat_activity shows it to every role), so
+// the key's only unguessable part is the 32-bit secret, as in PostgreSQL at
+// 3.0. Two backends on different servers may share a process ID: the caller
+// must key its sessions by the whole (process ID, secret) pair, never by the
+// process ID alone, and keep the pairs of live sessions unique.
+func ClientKey(up *Upstream) (CancelKey, error) {
+	var b [4]byte
 	for {
 		if _, err := rand.Read(b[:]); err != nil {
 			return CancelKey{}, fmt.Errorf("pgwire: cancel key: %w", err)
 		}
-		k := CancelKey{
-			ProcessID: binary.BigEndian.Uint32(b[:4]) & 0x7fffffff,
-			SecretKey: binary.BigEndian.Uint32(b[4:]),
-		}
-		if k.ProcessID != 0 && k.SecretKey != 0 {
-			return k, nil
+		if secret := binary.BigEndian.Uint32(b[:]); secret != 0 {
+			return CancelKey{ProcessID: up.Key.ProcessID, SecretKey: secret}, nil
 		}
 	}
 }

@@ -10,20 +10,72 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-func TestNewCancelKey(t *testing.T) {
+func TestClientKey(t *testing.T) {
+	tests := []struct {
+		name string
+		pid  uint32
+	}{
+		{"typical pid", 4242},
+		{"largest pid", math.MaxInt32},
+		{"pid shared by two servers", 4242},
+	}
 	seen := make(map[CancelKey]bool)
-	for range 1000 {
-		k, err := NewCancelKey()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := &Upstream{Key: CancelKey{ProcessID: tt.pid, SecretKey: 0xdeadbeef}}
+			for range 500 {
+				k, err := ClientKey(up)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k.ProcessID != tt.pid {
+					t.Fatalf("got process ID %d, want the backend's %d", k.ProcessID, tt.pid)
+				}
+				if k.SecretKey == 0 || k.SecretKey == up.Key.SecretKey {
+					t.Fatalf("got secret %#x, want a non-zero secret of Waypoint's own (backend's is %#x)", k.SecretKey, up.Key.SecretKey)
+				}
+				seen[k] = true
+			}
+		})
+	}
+	// 1500 random 32-bit secrets over two distinct pids: a repeat is a
+	// broken generator, not bad luck (odds about 2^-13 per run for one).
+	if len(seen) < 1499 {
+		t.Errorf("got %d distinct keys out of 1500, want (nearly) all distinct", len(seen))
+	}
+}
+
+func TestFinishStartup_BackendKeyData(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	up := &Upstream{
+		ParameterStatus: map[string]string{"server_version": "18.0"},
+		Key:             CancelKey{ProcessID: 31337, SecretKey: 0x0badf00d},
+	}
+	key := CancelKey{ProcessID: 31337, SecretKey: 0x12345678}
+	done := make(chan error, 1)
+	go func() { done <- (&Client{Conn: server}).FinishStartup(up, key) }()
+	fe := pgproto3.NewFrontend(client, nil)
+	var got *pgproto3.BackendKeyData
+	for {
+		msg, err := fe.Receive()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k.ProcessID == 0 || k.ProcessID > math.MaxInt32 || k.SecretKey == 0 {
-			t.Fatalf("got key %+v, want PID in [1, 2^31-1] and a non-zero secret", k)
+		if bkd, ok := msg.(*pgproto3.BackendKeyData); ok {
+			got = &pgproto3.BackendKeyData{ProcessID: bkd.ProcessID, SecretKey: bytes.Clone(bkd.SecretKey)}
 		}
-		seen[k] = true
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
 	}
-	if len(seen) < 999 {
-		t.Errorf("got %d distinct keys out of 1000, want (nearly) all distinct", len(seen))
+	if err := <-done; err != nil {
+		t.Fatalf("FinishStartup: %v", err)
+	}
+	want := []byte{0x12, 0x34, 0x56, 0x78}
+	if got == nil || got.ProcessID != 31337 || !bytes.Equal(got.SecretKey, want) {
+		t.Fatalf("got BackendKeyData %+v, want process ID 31337 and secret % x (the key given, not the backend's)", got, want)
 	}
 }
 

@@ -63,7 +63,8 @@ type Upstream struct {
 	Conn net.Conn
 	// ParameterStatus holds every ParameterStatus the backend reported.
 	ParameterStatus map[string]string
-	// Key is the backend's own cancel key (protocol 3.0).
+	// Key is the backend's own cancel key (protocol 3.0). Its process ID is
+	// shown to the client (ClientKey); its secret never leaves Waypoint.
 	Key CancelKey
 	// Addr and TLS are what CancelBackend needs to reach the same server the
 	// same way; TLS is nil when Conn is plaintext.

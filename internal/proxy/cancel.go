@@ -10,9 +10,12 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 )
 
-// cancelKeys maps the BackendKeyData Waypoint gave each client to its
-// session, so a CancelRequest can be forwarded with the backend's real key.
-// It is safe for concurrent use.
+// cancelKeys maps the BackendKeyData Waypoint gave each client (the
+// backend's real process ID and Waypoint's own secret, see pgwire.ClientKey)
+// to its session, so a CancelRequest can be forwarded with the backend's
+// real key. Sessions are keyed by the whole (process ID, secret) pair: two
+// backends on different servers may share a process ID. It is safe for
+// concurrent use.
 type cancelKeys struct {
 	mu   sync.Mutex
 	byID map[pgwire.CancelKey]*session
@@ -22,10 +25,12 @@ func newCancelKeys() *cancelKeys {
 	return &cancelKeys{byID: map[pgwire.CancelKey]*session{}}
 }
 
-// register mints a fresh random key for sess.
+// register mints the client's key for sess, whose backend login must be
+// done (sess.up set): the backend's process ID and a fresh random secret,
+// unique among this instance's live sessions.
 func (k *cancelKeys) register(sess *session) (pgwire.CancelKey, error) {
 	for range 8 {
-		key, err := pgwire.NewCancelKey()
+		key, err := pgwire.ClientKey(sess.up)
 		if err != nil {
 			return pgwire.CancelKey{}, err
 		}
@@ -61,7 +66,9 @@ func (k *cancelKeys) lookupString(key string) *session {
 	return k.lookup(pgwire.CancelKey{ProcessID: pid, SecretKey: secret})
 }
 
-// keyString is the opaque form of a cancel key shared with other instances.
+// keyString is the opaque form of a cancel key shared with other instances:
+// the whole (process ID, secret) pair, so that sessions on different
+// servers whose backends share a process ID stay apart.
 func keyString(k pgwire.CancelKey) string {
 	return fmt.Sprintf("%08x%08x", k.ProcessID, k.SecretKey)
 }

@@ -253,7 +253,8 @@ func (s *Server) watch(ctx context.Context, sess *session) error {
 	return err
 }
 
-// greet completes the client's startup with Waypoint's own cancel key.
+// greet completes the client's startup. Its BackendKeyData carries the
+// backend's real process ID and a secret of Waypoint's own (cancelKeys).
 func (s *Server) greet(sess *session) error {
 	defer s.stageDone(metrics.StageFinish, time.Now())
 	key, err := s.keys.register(sess)

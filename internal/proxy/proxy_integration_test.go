@@ -87,8 +87,11 @@ func TestIntegration_Proxy_Refusals(t *testing.T) {
 						t.Errorf("message %q does not name %q", pe.Message, s)
 					}
 				}
+				// The whole "<user>_<machine>_" prefix: the cluster is shared,
+				// and "wp_narrow" alone also matches another test's
+				// narrow-user@example.com (wp_narrow_user_desk_narrowdb).
 				user := strings.SplitN(tt.login, "@", 2)[0]
-				if roles := pg.Roles(t, "wp_"+user); len(roles) != 0 {
+				if roles := pg.Roles(t, "wp_"+user+"_"+tt.machine+"_"); len(roles) != 0 {
 					t.Errorf("roles created for a refused caller: %v", roles)
 				}
 			})

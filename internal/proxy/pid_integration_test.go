@@ -1,0 +1,123 @@
+package proxy_test
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+)
+
+// TestIntegration_Proxy_BackendPID: through the tailnet, the process ID a
+// driver is given in BackendKeyData is the backend's real one, so
+// pg_backend_pid(), a NOTIFY's sender pid and pg_terminate_backend agree
+// with it; the key still cancels the session's query, and the same process
+// ID with a wrong secret (another session's, or a near miss) cancels
+// nothing, even from the session's own node.
+func TestIntegration_Proxy_BackendPID(t *testing.T) {
+	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
+		r := newRig(t, pg, nil)
+		alice := r.client("alice@example.com", "laptop", readonlyAppdb)
+		conn := r.mustConnect(alice, "appdb", nil)
+		ctx := context.Background()
+		pid := conn.PgConn().PID()
+
+		t.Run("driver pid is pg_backend_pid", func(t *testing.T) {
+			var backendPID uint32
+			if err := conn.QueryRow(ctx, "select pg_backend_pid()").Scan(&backendPID); err != nil {
+				t.Fatal(err)
+			}
+			if pid != backendPID {
+				t.Fatalf("driver reports pid %d, pg_backend_pid() = %d; want equal", pid, backendPID)
+			}
+		})
+
+		t.Run("self NOTIFY carries the pid", func(t *testing.T) {
+			if _, err := conn.Exec(ctx, "listen wp_self"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, "notify wp_self, 'hello'"); err != nil {
+				t.Fatal(err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			n, err := conn.WaitForNotification(wctx)
+			if err != nil {
+				t.Fatalf("no notification: %v", err)
+			}
+			if n.PID != pid || n.Channel != "wp_self" || n.Payload != "hello" {
+				t.Fatalf("got notification %+v, want channel wp_self, payload hello, pid %d (our own)", *n, pid)
+			}
+			if _, err := conn.Exec(ctx, "unlisten wp_self"); err != nil {
+				t.Fatal(err)
+			}
+		})
+
+		t.Run("cancel with the issued key", func(t *testing.T) {
+			done := runQuery(conn, "select pg_sleep(30)")
+			time.Sleep(300 * time.Millisecond)
+			sendCancel(t, r, alice, pid, conn.PgConn().SecretKey())
+			select {
+			case err := <-done:
+				if got := sqlstate(err); got != "57014" {
+					t.Fatalf("got %v, want 57014 query_canceled", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("pg_sleep(30) still running 20 s after a CancelRequest with the issued key")
+			}
+		})
+
+		t.Run("pid with a wrong secret refused", func(t *testing.T) {
+			other := r.mustConnect(alice, "appdb", nil)
+			secret := binary.BigEndian.Uint32(conn.PgConn().SecretKey())
+			wrong := []struct {
+				name   string
+				secret []byte
+			}{
+				{"another session's secret", other.PgConn().SecretKey()},
+				{"secret off by one bit", binary.BigEndian.AppendUint32(nil, secret^1)},
+			}
+			for _, w := range wrong {
+				t.Run(w.name, func(t *testing.T) {
+					done := runQuery(conn, "select pg_sleep(1.5)")
+					time.Sleep(300 * time.Millisecond)
+					for range 10 {
+						sendCancel(t, r, alice, pid, w.secret)
+					}
+					if err := <-done; err != nil {
+						t.Fatalf("the query failed after CancelRequests with pid %d and a wrong secret: %v", pid, err)
+					}
+				})
+			}
+		})
+
+		t.Run("pg_terminate_backend of the driver pid", func(t *testing.T) {
+			victim := r.mustConnect(alice, "appdb", nil)
+			var ok bool
+			if err := conn.QueryRow(ctx, "select pg_terminate_backend($1)", int32(victim.PgConn().PID())).Scan(&ok); err != nil {
+				t.Fatalf("pg_terminate_backend(%d): %v", victim.PgConn().PID(), err)
+			}
+			if !ok {
+				t.Fatalf("pg_terminate_backend(%d) = false, want true", victim.PgConn().PID())
+			}
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := victim.Ping(pctx); err == nil {
+				t.Fatal("the terminated session still answers")
+			}
+		})
+	})
+}
+
+// runQuery runs sql on conn in the background; the channel gets its error.
+func runQuery(conn *pgx.Conn, sql string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(context.Background(), sql)
+		done <- err
+	}()
+	return done
+}
