@@ -158,7 +158,7 @@ func TestSpares_NotForOthers(t *testing.T) {
 // spares than Max, on the proxy or on the backend.
 func TestSpares_Bounded(t *testing.T) {
 	pg := pgtest.Shared(t, pgtest.Options{})
-	const max, identities = 4, 16
+	const max, identities = 3, 8
 	r := spareRig(t, pg, max)
 	var wg sync.WaitGroup
 	errs := make(chan error, identities)
