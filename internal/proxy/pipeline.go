@@ -175,7 +175,8 @@ func (s *Server) admit(ctx context.Context, sess *session) (release func(), err 
 // connection for the same role cannot rotate the password in between.
 // Either way a spare is then opened for the next connection (Spares).
 func (s *Server) login(ctx context.Context, sess *session) error {
-	if s.useSpare(ctx, sess) {
+	params := forwardedParams(sess.client.Params, sess.peer)
+	if s.useSpare(ctx, sess, params) {
 		s.refillSpare(sess)
 		return nil
 	}
@@ -190,7 +191,7 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 	sess.role = lease.Role
 	start = time.Now()
 	dial := &timedDial{dial: s.opts.Backend.DialFunc}
-	cfg := s.upstreamConfig(sess.eff.Database, lease.Role, lease.Password, forwardedParams(sess.client.Params, sess.peer))
+	cfg := s.upstreamConfig(sess.eff.Database, lease.Role, lease.Password, params)
 	cfg.DialFunc = dial.DialContext
 	up, err := pgwire.ConnectUpstream(ctx, cfg)
 	s.opts.Metrics.UpstreamLoginDuration(s.opts.Listener, time.Since(start))

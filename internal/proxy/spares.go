@@ -260,14 +260,15 @@ func spareSettings(params map[string]string) (settings []pgwire.Setting, ok bool
 }
 
 // useSpare hands sess a spare of its identity, database and grant, with
-// the client's parameters applied, if there is one. It reports whether it
+// params (what the backend would be sent: forwardedParams) applied, if
+// there is one. It reports whether it
 // did; a spare that fails to take the parameters is closed (the normal path
 // then applies them, and reports a bad one as PostgreSQL does).
-func (s *Server) useSpare(ctx context.Context, sess *session) bool {
+func (s *Server) useSpare(ctx context.Context, sess *session, params map[string]string) bool {
 	if !s.spares.enabled() {
 		return false
 	}
-	settings, ok := spareSettings(forwardedParams(sess.client.Params, sess.peer))
+	settings, ok := spareSettings(params)
 	if !ok {
 		return false
 	}
