@@ -180,7 +180,7 @@ func (r *rig) startTunnel(client *tailnettest.Client, target string) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tunnel.Serve(ctx, ln, tunnel.Options{Target: target, Dial: client.Dial})
+		tunnel.Serve(ctx, ln, tunnel.Options{Target: target, Dial: client.Dial, Logger: slog.New(slog.NewTextHandler(r.log, nil))})
 	}()
 	r.t.Cleanup(func() { cancel(); <-done })
 	return ln.Addr().String()
@@ -305,8 +305,10 @@ func (r *rig) roleProfile(db, role string) []string {
 	return lines
 }
 
-// warnLog keeps Waypoint's log lines above INFO (the last warnLogMax) and
-// counts the rest, so that a failing comparison can show them.
+// warnLog keeps the log lines above INFO of Waypoint and of the tunnel, and
+// Waypoint's INFO lines about connections that did not end normally (the
+// last warnLogMax), and counts the rest, so that a report with unexpected
+// or flaky failures can show them.
 type warnLog struct {
 	mu    sync.Mutex
 	lines []string
@@ -319,7 +321,7 @@ func (l *warnLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "level=INFO") {
+	if strings.Contains(line, "level=INFO") && !unusual(line) {
 		l.info++
 		return len(p), nil
 	}
@@ -328,6 +330,13 @@ func (l *warnLog) Write(p []byte) (int, error) {
 		l.lines = l.lines[len(l.lines)-warnLogMax:]
 	}
 	return len(p), nil
+}
+
+// unusual reports whether an INFO line is about a Waypoint connection that
+// did not end normally (outcome other than ok or cancel: a client that
+// went away during startup is INFO, not WARN).
+func unusual(line string) bool {
+	return strings.Contains(line, "msg=connection") && !strings.Contains(line, "outcome=ok") && !strings.Contains(line, "outcome=cancel")
 }
 
 // snapshot returns the kept lines and the count of INFO lines.
