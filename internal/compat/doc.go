@@ -12,6 +12,7 @@
 //	make compat                                       # the comparison; CI runs it
 //	go test -v -run '^TestCompat$' ./internal/compat/ -compat-full
 //	go test -v -run '^TestCompat$' ./internal/compat/ -compat-full -compat-test-timeout 2m
+//	go test -v -run '^TestCompat$' ./internal/compat/ -compat-full -compat-rechecks 0   # no second chance
 //
 // The full run is also selected by WAYPOINT_COMPAT=1.
 //
