@@ -40,6 +40,7 @@ var internalDeps = map[string][]string{
 	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/coord", "internal/metrics", "internal/audit"},
 	"internal/pgtest":      {"internal/pgserver"},
 	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
+	"internal/compat":      {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
 	"internal/bench":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
 }
 
@@ -64,6 +65,7 @@ var stdlibOnly = map[string]bool{
 	"internal/authz":    true,
 	"internal/tunnel":   true,
 	"internal/pgserver": true,
+	"internal/compat":   true,
 }
 
 func TestImportRules(t *testing.T) {

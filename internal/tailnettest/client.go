@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"tailscale.com/ipn/store/mem"
 	"tailscale.com/tailcfg"
@@ -109,11 +110,31 @@ func (c *Client) Addr() netip.Addr { return c.addr }
 // NodeID is the client's stable node ID, as WhoIs reports it.
 func (c *Client) NodeID() string { return string(c.nodeID) }
 
+// closeTimeout bounds how long Close waits for the node to shut down.
+const closeTimeout = 10 * time.Second
+
 // Close takes the client off the tailnet. It is idempotent.
+//
+// It waits at most closeTimeout for the node to shut down, then returns and
+// leaves the shutdown running: tsnet (tailscale.com v1.102.5) first stops
+// the goroutine that drains a node's 512-packet outbound queue, then aborts
+// every TCP endpoint the node still has — TIME_WAIT ones, which last a
+// minute, included — queueing one RST each, so a node that closed more than
+// that many connections in its last minute never finishes closing. A test
+// that makes thousands of connections through one client (pgx's test suite
+// in internal/compat) would otherwise hang in its cleanup forever.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
-		c.srv.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.srv.Close()
+		}()
+		select {
+		case <-done:
+		case <-time.After(closeTimeout):
+		}
 	})
 	return nil
 }

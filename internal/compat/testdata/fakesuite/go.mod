@@ -1,0 +1,3 @@
+module fakesuite
+
+go 1.26
