@@ -1,17 +1,26 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test demo build vet fuzz bench
+.PHONY: test demo build vet fuzz bench drivers
 
 build:
 	$(GO) build -o bin/waypoint ./cmd/waypoint
 
+# The driver matrix (internal/drivers) is part of ./...; the drivers it runs
+# are installed first (quiet when present, see scripts/install-drivers.sh).
 test:
+	bash scripts/install-drivers.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 demo:
 	$(GO) run ./cmd/waypoint demo
+
+# Only the driver matrix, verbose: its log ends with the README's table for
+# each PostgreSQL version. `make test` runs it too.
+drivers:
+	bash scripts/install-drivers.sh
+	$(GO) test -count=1 -run '^TestDriverMatrix$$' -v -timeout 20m ./internal/drivers/
 
 # Every fuzz target for FUZZTIME (default 20s) each, on top of its committed
 # corpus; see scripts/fuzz.sh. CI: make fuzz FUZZTIME=10s
