@@ -74,6 +74,12 @@ func newRig(t *testing.T, pg *pgtest.Cluster) *rig {
 		Provisioner: prov,
 		Backend:     proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
 		Policy:      authz.Policy{AdminDatabase: "postgres"},
+		// The matrix tests what drivers can do, not Waypoint's deadlines
+		// (internal/proxy does): under the race detector on a busy 2-core
+		// machine a JVM's first TLS handshake was seen to exceed the
+		// default 10 s.
+		HandshakeTimeout: time.Minute,
+		SetupTimeout:     time.Minute,
 	}
 	plain, withTLS := base, base
 	plain.Listener, plain.TLSMode = plainListener, pgwire.TLSOff

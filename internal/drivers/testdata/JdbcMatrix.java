@@ -298,25 +298,45 @@ public class JdbcMatrix {
     }
   }
 
+  /** waitRunning waits until backend pid runs pg_sleep(30), as another session sees it. */
+  static void waitRunning(Connection other, int pid) throws Exception {
+    long deadline = System.nanoTime() + (long) (CANCEL_LIMIT * 1e9);
+    try (PreparedStatement ps = other.prepareStatement(
+        "SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%' FROM pg_stat_activity WHERE pid = ?")) {
+      ps.setInt(1, pid);
+      while (System.nanoTime() < deadline) {
+        try (ResultSet rs = ps.executeQuery()) {
+          if (rs.next() && rs.getBoolean(1)) return;
+        }
+        Thread.sleep(50);
+      }
+    }
+    throw new AssertionError("pg_sleep(30) never showed as running");
+  }
+
   static String cancel() throws Exception {
-    try (Connection c = connect(""); Statement st = c.createStatement()) {
+    try (Connection c = connect(""); Connection other = connect(""); Statement st = c.createStatement()) {
+      int pid = (Integer) one(c, "SELECT pg_backend_pid()");
+      long[] sent = new long[1];
       Thread canceller = new Thread(() -> {
         try {
-          Thread.sleep(500);
+          waitRunning(other, pid); // a cancel before the query starts would be ignored
+          sent[0] = System.nanoTime();
           st.cancel();
         } catch (Exception e) {
           e.printStackTrace();
         }
       });
-      long began = System.nanoTime();
       canceller.start();
       String state = sqlstate(() -> st.executeQuery("SELECT pg_sleep(30)"));
-      double took = (System.nanoTime() - began) / 1e9;
+      long ended = System.nanoTime();
       canceller.join();
+      double took = (ended - sent[0]) / 1e9;
+      expect(sent[0] != 0, "no cancel was sent");
       expect(state.equals("57014"), "sqlstate " + state);
       expect(took < CANCEL_LIMIT, "cancelled only after " + took + "s");
       expect(((Integer) one(c, "SELECT 1")) == 1, "connection unusable after cancel");
-      return String.format("Statement.cancel(): %s after %.2fs; connection reused", state, took);
+      return String.format("Statement.cancel() once the query ran: %s %.2fs later; connection reused", state, took);
     }
   }
 

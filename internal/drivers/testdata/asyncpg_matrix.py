@@ -12,8 +12,9 @@ How asyncpg does each feature:
                     format='text') makes int4 travel as text
   extended_binary   the default: binary parameters and results
   copy_in           copy_records_to_table (binary COPY)
-  cancel            a query timeout: asyncpg sends a CancelRequest with the
-                    key from BackendKeyData and waits for the query to end
+  cancel            cancelling the asyncio task of the query: asyncpg sends a
+                    CancelRequest with the key from BackendKeyData and waits
+                    for the query to end
   notify pid        the listener callback's pid vs conn.get_server_pid()
   preset            server_settings={'waypoint_presets': 'readonly'}
   TLS               ssl='prefer'/'require' (libpq's sslmode); TLS use from
@@ -214,21 +215,37 @@ async def backend_pid():
         return detail
 
 
+async def wait_running(other, pid):
+    """Waits until backend pid runs pg_sleep(30), as another session sees it:
+    a cancel that arrives before the query starts would be ignored."""
+    deadline = time.monotonic() + CANCEL_LIMIT
+    while time.monotonic() < deadline:
+        if await other.fetchval(
+                "SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%' FROM pg_stat_activity WHERE pid = $1", pid):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("pg_sleep(30) never showed as running")
+
+
 @feature
 async def cancel():
-    async with Conn() as conn:
-        began = time.monotonic()
+    async with Conn() as conn, Conn() as other:
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        task = asyncio.create_task(conn.fetchval("SELECT pg_sleep(30)"))
+        await wait_running(other, pid)
+        sent = time.monotonic()
+        task.cancel()  # asyncpg sends a CancelRequest and waits for the query to end
         try:
-            await conn.fetchval("SELECT pg_sleep(30)", timeout=0.5)
+            await task
             raise AssertionError("pg_sleep(30) was not cancelled")
-        except asyncio.TimeoutError:
+        except asyncio.CancelledError:
             pass
-        # asyncpg sent a CancelRequest and waited for the query to end: the
-        # next query runs at once only if the backend really cancelled it.
+        # The next query runs at once only if the backend really cancelled
+        # the sleep.
         n = await asyncio.wait_for(conn.fetchval("SELECT 1"), CANCEL_LIMIT)
-        took = time.monotonic() - began
+        took = time.monotonic() - sent
         expect(n == 1 and took < CANCEL_LIMIT, f"next query after {took:.1f}s")
-        return f"timeout=0.5 → CancelRequest; next query answered {took:.2f}s after the start"
+        return f"task.cancel() once the query ran → CancelRequest; next query answered {took:.2f}s later"
 
 
 @feature

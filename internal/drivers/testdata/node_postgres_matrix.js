@@ -222,22 +222,43 @@ features.backend_pid = () =>
     return detail
   })
 
+// waitRunning waits until backend pid runs pg_sleep(30), as another session
+// sees it: a cancel that arrives before the query starts would be ignored.
+async function waitRunning(other, pid) {
+  const deadline = Date.now() + CANCEL_LIMIT * 1000
+  while (Date.now() < deadline) {
+    const { rows } = await other.query(
+      "SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%' AS running FROM pg_stat_activity WHERE pid = $1",
+      [pid]
+    )
+    if (rows.length && rows[0].running) return
+    await sleep(50)
+  }
+  throw new Error('pg_sleep(30) never showed as running')
+}
+
 features.cancel = () =>
   withClient({}, async (c) => {
-    const query = new pg.Query('SELECT pg_sleep(30)')
-    const began = Date.now()
-    // A Query object passed to client.query reports through events.
-    const running = new Promise((resolve, reject) => query.on('end', resolve).on('error', reject))
-    c.query(query)
-    await sleep(500)
-    new pg.Client(base).cancel(c, query)
-    const state = await sqlstateOf(running)
-    const took = (Date.now() - began) / 1000
-    expect(state === '57014', `sqlstate ${state}`)
-    expect(took < CANCEL_LIMIT, `cancelled only after ${took}s`)
-    const { rows } = await c.query('SELECT 1 AS n')
-    expect(rows[0].n === 1, 'connection unusable after cancel')
-    return `new Client().cancel(client, query): ${state} after ${took.toFixed(2)}s; connection reused`
+    const other = await connect()
+    try {
+      const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid
+      const query = new pg.Query('SELECT pg_sleep(30)')
+      // A Query object passed to client.query reports through events.
+      const running = new Promise((resolve, reject) => query.on('end', resolve).on('error', reject))
+      c.query(query)
+      await waitRunning(other, pid)
+      const sent = Date.now()
+      new pg.Client(base).cancel(c, query)
+      const state = await sqlstateOf(running)
+      const took = (Date.now() - sent) / 1000
+      expect(state === '57014', `sqlstate ${state}`)
+      expect(took < CANCEL_LIMIT, `cancelled only after ${took}s`)
+      const { rows } = await c.query('SELECT 1 AS n')
+      expect(rows[0].n === 1, 'connection unusable after cancel')
+      return `new Client().cancel(client, query) once the query ran: ${state} ${took.toFixed(2)}s later; connection reused`
+    } finally {
+      await other.end()
+    }
   })
 
 features.application_name = () =>

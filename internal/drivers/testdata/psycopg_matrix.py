@@ -208,23 +208,44 @@ def backend_pid():
         return detail
 
 
+def wait_running(other, pid):
+    """Waits until backend pid runs pg_sleep(30), as another session sees it:
+    a cancel that arrives before the query starts would be ignored."""
+    deadline = time.monotonic() + CANCEL_LIMIT
+    while time.monotonic() < deadline:
+        row = other.execute(
+            "SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%%' FROM pg_stat_activity WHERE pid = %s",
+            (pid,)).fetchone()
+        if row and row[0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("pg_sleep(30) never showed as running")
+
+
 @feature
 def cancel():
-    with connect() as conn:
-        timer = threading.Timer(0.5, conn.cancel)
-        timer.start()
-        began = time.monotonic()
+    with connect() as conn, connect() as other:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        sent = []
+
+        def canceller():
+            wait_running(other, pid)
+            sent.append(time.monotonic())
+            conn.cancel()
+
+        thread = threading.Thread(target=canceller)
+        thread.start()
         try:
             conn.execute("SELECT pg_sleep(30)")
             raise AssertionError("pg_sleep(30) was not cancelled")
         except errors.QueryCanceled as e:
-            took = time.monotonic() - began
+            took = time.monotonic() - sent[0]
             state = e.sqlstate
         finally:
-            timer.cancel()
+            thread.join()
         expect(took < CANCEL_LIMIT, f"cancelled only after {took:.1f}s")
         expect(conn.execute("SELECT 1").fetchone()[0] == 1, "connection unusable after cancel")
-        return f"conn.cancel(): {state} after {took:.2f}s; connection reused"
+        return f"conn.cancel() once the query ran: {state} {took:.2f}s later; connection reused"
 
 
 @feature
