@@ -1,16 +1,17 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test demo build vet fuzz bench
+.PHONY: test demo build vet fuzz bench drivers
 
 build:
 	$(GO) build -o bin/waypoint ./cmd/waypoint
 
 # `make test` first installs the servers the tests start (PostgreSQL 15 and
-# 18, redis-server; see the script), so that on a fresh Debian machine it
-# needs nothing typed before it. The script is idempotent and prints nothing
-# when everything is present. INSTALL=: skips it.
-INSTALL ?= bash scripts/install-postgres.sh
+# 18, redis-server; see scripts/install-postgres.sh) and the drivers of the
+# driver matrix (scripts/install-drivers.sh), so that on a fresh Debian
+# machine it needs nothing typed before it. Both scripts are idempotent and
+# print nothing when everything is present. INSTALL=: skips them.
+INSTALL ?= bash scripts/install-postgres.sh && bash scripts/install-drivers.sh
 
 test:
 	$(INSTALL)
@@ -19,6 +20,12 @@ test:
 
 demo:
 	$(GO) run ./cmd/waypoint demo
+
+# Only the driver matrix, verbose: its log ends with the README's table for
+# each PostgreSQL version. `make test` runs it too.
+drivers:
+	bash scripts/install-drivers.sh
+	$(GO) test -count=1 -run '^TestDriverMatrix$$' -v -timeout 20m ./internal/drivers/
 
 # Every fuzz target for FUZZTIME (default 20s) each, on top of its committed
 # corpus; see scripts/fuzz.sh. CI: make fuzz FUZZTIME=10s
