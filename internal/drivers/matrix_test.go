@@ -75,12 +75,6 @@ type expectation struct {
 
 // Reasons shared by several cells.
 const (
-	// realPID is the work of issue 13 item 1, on another branch. When it
-	// lands these cells pass, the test reports them as unexpected passes,
-	// and these entries are deleted.
-	realPID = "Waypoint sends its own random process ID in BackendKeyData, not the backend's " +
-		"(issue 13 item 1, in progress elsewhere): the driver's pid is not `pg_backend_pid()`, " +
-		"nor the pid of its own notifications"
 	// noPreferFallback is node-postgres's own behaviour, the same against
 	// PostgreSQL itself: `node -e` with sslmode=prefer against a pgtest
 	// cluster (ssl off) fails the same way, where psql falls back.
@@ -92,16 +86,6 @@ const (
 // expectations lists every cell that is not a plain ✓. Any other failure
 // fails the test, and so does a listed failure that passes.
 var expectations = map[cell]expectation{
-	{"psycopg", "backend_pid"}:              {fails, realPID},
-	{"psycopg", "notify_self_filter"}:       {fails, realPID},
-	{"asyncpg", "backend_pid"}:              {fails, realPID},
-	{"asyncpg", "notify_self_filter"}:       {fails, realPID},
-	{"node-postgres", "backend_pid"}:        {fails, realPID},
-	{"node-postgres", "notify_self_filter"}: {fails, realPID},
-	{"postgres.js", "backend_pid"}:          {fails, realPID},
-	{"pgJDBC", "backend_pid"}:               {fails, realPID},
-	{"pgJDBC", "notify_self_filter"}:        {fails, realPID},
-
 	{"node-postgres", "tls_off_prefer"}: {fails, noPreferFallback},
 
 	{"postgres.js", "extended_binary"}:    {unsupported, "postgres.js binds every parameter and asks for every result in text format"},

@@ -302,7 +302,7 @@ public class JdbcMatrix {
   static void waitRunning(Connection other, int pid) throws Exception {
     long deadline = System.nanoTime() + (long) (CANCEL_LIMIT * 1e9);
     try (PreparedStatement ps = other.prepareStatement(
-        "SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%' FROM pg_stat_activity WHERE pid = ?")) {
+        "SELECT state = 'active' AND wait_event = 'PgSleep' AND query LIKE 'SELECT pg_sleep(30)%' FROM pg_stat_activity WHERE pid = ?")) {
       ps.setInt(1, pid);
       while (System.nanoTime() < deadline) {
         try (ResultSet rs = ps.executeQuery()) {

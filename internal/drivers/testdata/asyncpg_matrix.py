@@ -217,11 +217,14 @@ async def backend_pid():
 
 async def wait_running(other, pid):
     """Waits until backend pid runs pg_sleep(30), as another session sees it:
-    a cancel that arrives before the query starts would be ignored."""
+    a cancel that arrives before the query starts would be ignored. It waits
+    for the PgSleep wait event, not only state 'active': with the extended
+    protocol a statement also shows as active while it is being parsed, and a
+    cancel that lands between Parse and Execute is lost."""
     deadline = time.monotonic() + CANCEL_LIMIT
     while time.monotonic() < deadline:
         if await other.fetchval(
-                "SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%' FROM pg_stat_activity WHERE pid = $1", pid):
+                "SELECT state = 'active' AND wait_event = 'PgSleep' AND query LIKE 'SELECT pg_sleep(30)%' FROM pg_stat_activity WHERE pid = $1", pid):
             return
         await asyncio.sleep(0.05)
     raise AssertionError("pg_sleep(30) never showed as running")

@@ -228,7 +228,7 @@ async function waitRunning(other, pid) {
   const deadline = Date.now() + CANCEL_LIMIT * 1000
   while (Date.now() < deadline) {
     const { rows } = await other.query(
-      "SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%' AS running FROM pg_stat_activity WHERE pid = $1",
+      "SELECT state = 'active' AND wait_event = 'PgSleep' AND query LIKE 'SELECT pg_sleep(30)%' AS running FROM pg_stat_activity WHERE pid = $1",
       [pid]
     )
     if (rows.length && rows[0].running) return

@@ -214,7 +214,7 @@ def wait_running(other, pid):
     deadline = time.monotonic() + CANCEL_LIMIT
     while time.monotonic() < deadline:
         row = other.execute(
-            "SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%%' FROM pg_stat_activity WHERE pid = %s",
+            "SELECT state = 'active' AND wait_event = 'PgSleep' AND query LIKE 'SELECT pg_sleep(30)%%' FROM pg_stat_activity WHERE pid = %s",
             (pid,)).fetchone()
         if row and row[0]:
             return
