@@ -106,6 +106,7 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		Limits   json.RawMessage            `json:"limits"`
 		Backends map[string]json.RawMessage `json:"backends"`
+		Console  json.RawMessage            `json:"console"`
 	}
 	if err := decodeObject(b, &raw); err != nil {
 		return err
@@ -122,6 +123,9 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 		return inField("backends", err)
 	}
 	out.Backends = backends
+	if out.Console, err = decodeConsole(raw.Console); err != nil {
+		return inField("console", err)
+	}
 	*g = out
 	return nil
 }

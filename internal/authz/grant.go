@@ -20,7 +20,8 @@ import (
 //	 "backends": {"pg-main": {"pg": {"databases": {
 //	     "appdb": {"permissions": ["readwrite"], "schemas": ["public", "app"],
 //	               "sql": ["GRANT INSERT ON public.audit_log TO {{.Role}}"]},
-//	     "*":     {"permissions": ["readonly"]}}}}}}
+//	     "*":     {"permissions": ["readonly"]}}}}},
+//	 "console": "view"}
 //
 // Unknown fields are ignored at every level, so a policy written for a newer
 // Waypoint (or carrying fields for other tools) still works here; a known
@@ -33,6 +34,11 @@ type Grant struct {
 	// Backends is keyed by listener name (the `name` of a [[listeners]]
 	// entry). A listener without an entry is not granted by this object.
 	Backends map[string]Backend `json:"backends,omitempty"`
+	// Console is the caller's access to the operator console: ConsoleView
+	// ("view") or ConsoleAdmin ("admin"); absent grants none. Across grant
+	// objects the strongest wins (see Console). It grants no database
+	// access, and database grants give no console access.
+	Console ConsoleAccess `json:"console,omitempty"`
 }
 
 // Backend is the part of a grant for one listener. Exactly one protocol field
