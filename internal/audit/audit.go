@@ -1,6 +1,7 @@
 // Package audit writes an optional statement audit log: one JSON object per
 // line for every SQL statement a client sends (simple Query and extended
-// Parse messages), with who sent it and where. It imports only the standard
+// Parse messages), with who sent it and where, and one per operator action
+// taken in the console on a session (LogAction, "kind":"console"). It imports only the standard
 // library; the wire-protocol side lives in pgwire.TapQueries.
 //
 // # Never blocking sessions
