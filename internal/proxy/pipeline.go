@@ -39,6 +39,7 @@ func (s *Server) serveConn(conn net.Conn) {
 	if err != nil && sess.client != nil && sess.client.Cancel == nil {
 		s.reject(sess, err)
 	}
+	s.noteRefusal(sess, err)
 	s.logSession(sess, err)
 }
 
@@ -83,6 +84,7 @@ func (s *Server) identify(ctx context.Context, sess *session) error {
 		return fail(KindUnidentified, fmt.Errorf("whois %s: %w", sess.remote, err))
 	}
 	sess.peer = peer
+	sess.advance(stageIdentified)
 	return nil
 }
 
@@ -100,6 +102,7 @@ func (s *Server) readStartup(ctx context.Context, sess *session) error {
 		return fail(KindProtocol, fmt.Errorf("startup: %w", err))
 	}
 	sess.client = c
+	sess.advance(stageStarted)
 	return nil
 }
 
@@ -173,6 +176,7 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 		return classifyUpstream(err)
 	}
 	sess.up = up
+	sess.advance(stageLoggedIn)
 	return nil
 }
 
@@ -219,7 +223,7 @@ func (s *Server) relay(sess *session) error {
 		})
 		defer t.Stop()
 	}
-	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{MaxBytes: limits.MaxBytesPerConn})
+	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{MaxBytes: limits.MaxBytesPerConn, Counters: &sess.bytes})
 	if err := sess.stoppedBecause(); err != nil {
 		return err
 	}

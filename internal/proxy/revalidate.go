@@ -58,10 +58,15 @@ func (s *Server) RunRevalidation(ctx context.Context, interval time.Duration, ki
 // live role; the roles of sessions that stay have their expiry pushed
 // forward. It returns how many sessions were closed.
 func (s *Server) Revalidate(ctx context.Context) (closed int) {
+	return s.revalidate(ctx, s.relayingSessions())
+}
+
+// revalidate is Revalidate for the given relaying sessions.
+func (s *Server) revalidate(ctx context.Context, sessions []*session) (closed int) {
 	live, _ := s.opts.Provisioner.(LiveProvisioner)
 	var keep []string
 	seen := map[string]bool{}
-	for _, sess := range s.relayingSessions() {
+	for _, sess := range sessions {
 		eff, err := s.recheck(ctx, sess)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -148,9 +153,16 @@ func (s *Server) revoke(ctx context.Context, sess *session, live LiveProvisioner
 	s.log.Info("revalidation: closing session", "conn", sess.id, "login", sess.peer.Subject(), "reason", reason.Error())
 	s.opts.Metrics.RevalidationClosed(s.opts.Listener, kindOf(reason).String())
 	sess.stop(reason)
+	s.terminateBackend(ctx, sess, live)
+}
+
+// terminateBackend ends sess's backend session server-side, so that a
+// running query dies with it. It does nothing without a LiveProvisioner or
+// before the upstream login.
+func (s *Server) terminateBackend(ctx context.Context, sess *session, live LiveProvisioner) {
 	if live != nil && sess.up != nil {
 		if err := live.Terminate(ctx, sess.up.Key.ProcessID); err != nil {
-			s.log.Warn("revalidation: could not terminate the backend session", "conn", sess.id, "err", err)
+			s.log.Warn("could not terminate the backend session", "conn", sess.id, "err", err)
 		}
 	}
 }

@@ -89,6 +89,10 @@ type Options struct {
 	// requests between Waypoint instances. Nil means an in-memory store
 	// private to this Server.
 	Coord coord.Store
+	// Refusals, when set, keeps the connections refused before relaying,
+	// for the operator console; several Servers may share one. Nil keeps
+	// none.
+	Refusals *Refusals
 }
 
 // Server serves one Waypoint listener. It is safe for concurrent use; Serve
