@@ -40,6 +40,7 @@ var internalDeps = map[string][]string{
 	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/coord", "internal/metrics", "internal/audit"},
 	"internal/pgtest":      {"internal/pgserver"},
 	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
+	"internal/console":     {"internal/identity", "internal/authz", "internal/proxy", "internal/coord"},
 	"internal/bench":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
 }
 
