@@ -47,6 +47,9 @@ type pageData struct {
 	Filter  Filter
 	// Listeners are the listener names seen, for the filter.
 	Listeners []string
+	// Hostnames maps instance IDs to host names, to show sessions'
+	// instances by name.
+	Hostnames map[string]string
 	// Confirm is set on a confirmation page.
 	Confirm *confirmation
 }
@@ -106,10 +109,20 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(d.Listeners)
 	v.Sessions = slices.DeleteFunc(v.Sessions, func(s Session) bool { return !d.Filter.match(s) })
 	d.View = v
+	d.Hostnames = hostnames(v.Instances)
 	d.Refresh = int(h.opts.Refresh.Round(time.Second) / time.Second)
 	d.Reload = "/" + filterQuery(d.Filter)
 	d.Notice = notice(r.URL.Query())
 	h.render(w, http.StatusOK, "page", d)
+}
+
+// hostnames maps each instance's ID to its host name.
+func hostnames(instances []Instance) map[string]string {
+	m := make(map[string]string, len(instances))
+	for _, in := range instances {
+		m[in.ID] = in.Hostname
+	}
+	return m
 }
 
 // filterQuery is f as a query string ("" or "?listener=…&login=…").
@@ -142,6 +155,7 @@ func (h *handler) confirmTerminate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := h.base(r)
+	d.Hostnames = hostnames(v.Instances)
 	d.Confirm = &confirmation{
 		Heading: "Terminate session " + id + "?", Action: "/sessions/" + url.PathEscape(id) + "/terminate",
 		Instance: instance, Button: "Terminate session", Sessions: matching,
@@ -158,6 +172,7 @@ func (h *handler) confirmTerminateLogin(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	d := h.base(r)
+	d.Hostnames = hostnames(v.Instances)
 	d.Confirm = &confirmation{
 		Heading: fmt.Sprintf("Terminate every session of %s?", login), Action: "/identities/" + url.PathEscape(login) + "/terminate",
 		Button: "Terminate all sessions", Sessions: v.Sessions,
@@ -266,7 +281,8 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
-// ago formats how long ago t was, coarsely.
+// ago formats how long ago t was, coarsely: "just now", "42s ago",
+// "3m05s ago", "2h10m ago", "3d ago".
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "—"
@@ -274,15 +290,15 @@ func ago(t time.Time) string {
 	d := time.Since(t)
 	switch {
 	case d < time.Second:
-		return "now"
+		return "just now"
 	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
 	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+		return fmt.Sprintf("%dm%02ds ago", int(d.Minutes()), int(d.Seconds())%60)
 	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+		return fmt.Sprintf("%dh%02dm ago", int(d.Hours()), int(d.Minutes())%60)
 	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
 // limitText is "2 / 10" or "2 / ∞".
