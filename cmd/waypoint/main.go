@@ -27,6 +27,10 @@ Usage:
                                              a private tailnet, PostgreSQL and two users to try with psql
   waypoint tunnel  -target waypoint-db:5432 [-local 127.0.0.1:5432] [-authkey KEY]
                                              forward a local port to a Waypoint listener over the tailnet
+  waypoint sessions  [-console URL] [-listener L] [-login X] [-json]
+                                             list open sessions through the operator console
+  waypoint terminate [-console URL] ID | -login X
+                                             end a session, or every session of an identity
 
 Run "waypoint <command> -h" for a command's flags. Documentation: README.md.
 `
@@ -45,6 +49,9 @@ var commands = map[string]command{
 	"explain": runExplain,
 	"demo":    runDemo,
 	"tunnel":  runTunnel,
+
+	"sessions":  runSessions,
+	"terminate": runTerminate,
 }
 
 // run dispatches to a subcommand; with no command name (or only flags) it
