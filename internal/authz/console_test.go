@@ -74,7 +74,8 @@ func TestConsoleErrors(t *testing.T) {
 }
 
 // TestConsole_DecideIgnoresIt: a console grant gives no database access,
-// and a database grant with a console field still decides as before.
+// a database grant with a console field still decides as before, and an
+// invalid console value invalidates the whole grant (fail closed).
 func TestConsole_DecideIgnoresIt(t *testing.T) {
 	req := Request{Listener: "pg-main", Database: "appdb"}
 	_, err := Decide(alice(`[{"console":"admin"}]`), req, Policy{})
@@ -85,6 +86,10 @@ func TestConsole_DecideIgnoresIt(t *testing.T) {
 	eff, err := Decide(alice(`[{"console":"view","backends":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readwrite"]}}}}}}]`), req, Policy{})
 	if err != nil || eff.Preset != Readwrite {
 		t.Errorf("database grant with console: got %+v, %v; want readwrite", eff, err)
+	}
+	_, err = Decide(alice(`[{"console":"root","backends":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readwrite"]}}}}}}]`), req, Policy{})
+	if !errors.As(err, &d) || d.Reason != BadGrant || !strings.Contains(err.Error(), "console") {
+		t.Errorf("database grant with an unknown console value: got %v, want a BadGrant denial naming console", err)
 	}
 }
 
