@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/waypoint-proxy/waypoint/internal/console"
 	"github.com/waypoint-proxy/waypoint/internal/coord/redistest"
@@ -72,6 +74,7 @@ func TestConsole_CLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list.Sessions) != 1 {
 		t.Fatalf("waypoint sessions -json: exit %d, %v\n%s%s", code, err, out, errOut)
 	}
+	t.Logf("waypoint sessions -json -login alice@example.com:\n%s", out)
 	s := list.Sessions[0]
 	if s.Login != "alice@example.com" || s.Machine != "laptop" || s.Role != "wp_alice_laptop_appdb" || s.BytesIn == 0 || s.BytesOut == 0 ||
 		s.BackendPID == 0 || s.Node != alice.NodeID() || !strings.HasPrefix(s.ClientAddr, alice.Addr().String()+":") {
@@ -281,6 +284,8 @@ func TestConsole_TwoInstancesThroughRedis(t *testing.T) {
 		return strings.Contains(readFile(b.auditLog), `"by":"ops@example.com"`)
 	})
 
+	noLoginsAtRest(t, rs.Addr(), "example.com")
+
 	b.app.shutdown(time.Second) // B leaves the fleet
 	resp, err = http.Get(viaA + "/api/instances")
 	if err != nil {
@@ -290,6 +295,35 @@ func TestConsole_TwoInstancesThroughRedis(t *testing.T) {
 	resp.Body.Close()
 	if len(inst.Instances) != 1 || inst.Instances[0].Hostname != "waypoint-a" {
 		t.Errorf("instances after B stopped = %+v, want only A", inst.Instances)
+	}
+}
+
+// noLoginsAtRest fails the test when any key or value in the Redis at addr
+// contains needle: sessions cross Redis only in Pub/Sub messages.
+func noLoginsAtRest(t *testing.T, addr, needle string) {
+	t.Helper()
+	ctx := context.Background()
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	keys, err := rc.Keys(ctx, "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("KEYS: %v, %d keys", err, len(keys))
+	}
+	for _, k := range keys {
+		var dump string
+		switch typ := rc.Type(ctx, k).Val(); typ {
+		case "string":
+			dump = rc.Get(ctx, k).Val()
+		case "hash":
+			dump = fmt.Sprint(rc.HGetAll(ctx, k).Val())
+		case "zset":
+			dump = fmt.Sprint(rc.ZRangeWithScores(ctx, k, 0, -1).Val())
+		default:
+			t.Errorf("key %q of unexpected type %s", k, typ)
+		}
+		if strings.Contains(k, needle) || strings.Contains(dump, needle) {
+			t.Errorf("Redis key %q holds %q at rest: %s", k, needle, dump)
+		}
 	}
 }
 

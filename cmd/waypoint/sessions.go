@@ -82,7 +82,13 @@ func runSessions(args []string, stdout, stderr io.Writer) int {
 	}
 	warnUnreachable(stderr, unreachable)
 	if *cf.asJSON {
-		return printJSON(stdout, stderr, map[string]any{"sessions": sessions, "unreachable": unreachable})
+		if sessions == nil {
+			sessions = []console.Session{}
+		}
+		return printJSON(stdout, stderr, struct {
+			Sessions    []console.Session `json:"sessions"`
+			Unreachable []string          `json:"unreachable,omitempty"`
+		}{sessions, unreachable})
 	}
 	printSessions(stdout, sessions, time.Now())
 	return 0
