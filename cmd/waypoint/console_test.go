@@ -49,7 +49,7 @@ func TestConsole_CLI(t *testing.T) {
 	in := r.apps[0]
 	ops := r.client("ops@example.com", "ops-laptop", adminGrant)
 	viewer := r.client("viewer@example.com", "desk", viewGrant)
-	alice := r.client("alice@example.com", "laptop", readonlyGrant)
+	alice := r.client("alice@example.com", "cli-laptop", readonlyGrant)
 	conn := r.connect(alice, in)
 	ctx := context.Background()
 	if _, err := conn.Exec(ctx, "select count(*) from public.items"); err != nil {
@@ -62,7 +62,7 @@ func TestConsole_CLI(t *testing.T) {
 		t.Fatalf("waypoint sessions (admin): exit %d\n%s%s", code, out, errOut)
 	}
 	t.Logf("waypoint sessions:\n%s", out)
-	for _, want := range []string{"alice@example.com", "laptop", "pg-main", "appdb", "wp_alice_laptop_appdb", "readonly", "relaying", in.app.console.instance} {
+	for _, want := range []string{"alice@example.com", "cli-laptop", "pg-main", "appdb", "wp_alice_cli_laptop_appdb", "readonly", "relaying", in.app.console.instance} {
 		if !strings.Contains(out, want) {
 			t.Errorf("waypoint sessions lacks %q:\n%s", want, out)
 		}
@@ -76,7 +76,7 @@ func TestConsole_CLI(t *testing.T) {
 	}
 	t.Logf("waypoint sessions -json -login alice@example.com:\n%s", out)
 	s := list.Sessions[0]
-	if s.Login != "alice@example.com" || s.Machine != "laptop" || s.Role != "wp_alice_laptop_appdb" || s.BytesIn == 0 || s.BytesOut == 0 ||
+	if s.Login != "alice@example.com" || s.Machine != "cli-laptop" || s.Role != "wp_alice_cli_laptop_appdb" || s.BytesIn == 0 || s.BytesOut == 0 ||
 		s.BackendPID == 0 || s.Node != alice.NodeID() || !strings.HasPrefix(s.ClientAddr, alice.Addr().String()+":") {
 		t.Errorf("session = %+v, want alice's with role, node, client address, backend pid and bytes", s)
 	}
@@ -92,7 +92,7 @@ func TestConsole_CLI(t *testing.T) {
 	})
 	t.Run("no console grant", func(t *testing.T) {
 		code, _, errOut := cli("sessions", "-console", aliceURL)
-		if code != 1 || !strings.Contains(errOut, "403") || !strings.Contains(errOut, "alice@example.com (laptop) has no console access") ||
+		if code != 1 || !strings.Contains(errOut, "403") || !strings.Contains(errOut, "alice@example.com (cli-laptop) has no console access") ||
 			!strings.Contains(errOut, `"console": "view"`) {
 			t.Errorf("waypoint sessions (no grant): exit %d, stderr %q; want 1 and a 403 naming the grant to ask for", code, errOut)
 		}
@@ -159,8 +159,8 @@ func TestConsole_API(t *testing.T) {
 	in := r.apps[0]
 	ops := r.client("ops@example.com", "ops-laptop", adminGrant)
 	viewer := r.client("viewer@example.com", "desk", viewGrant)
-	alice := r.client("alice@example.com", "laptop", `{"limits":{"max_conns":3},`+strings.TrimPrefix(readonlyGrant, "{"))
-	mallory := r.client("mallory@example.com", "evil", `{"backends":{"pg-main":{"pg":{"databases":{"billing":{"permissions":["readonly"]}}}}}}`)
+	alice := r.client("alice@example.com", "api-laptop", `{"limits":{"max_conns":3},`+strings.TrimPrefix(readonlyGrant, "{"))
+	mallory := r.client("mallory@example.com", "api-evil", `{"backends":{"pg-main":{"pg":{"databases":{"billing":{"permissions":["readonly"]}}}}}}`)
 	conn := r.connect(alice, in)
 	ctx := context.Background()
 	const needle = "needle_7d3f_secret_literal"
@@ -181,10 +181,10 @@ func TestConsole_API(t *testing.T) {
 		{"viewer: identities", "GET", viewerURL + "/api/identities", 200, []string{`"login": "alice@example.com"`, `"max_conns": 3`, `"sessions": 1`}},
 		{"viewer: instances", "GET", viewerURL + "/api/instances", 200, []string{`"hostname": "waypoint-a"`, `"health": "ok"`, `"self": true`, `"sessions": 1`}},
 		{"viewer: refusals", "GET", viewerURL + "/api/refusals", 200, []string{`"login": "mallory@example.com"`, `"reason": "no_database"`, `"sqlstate": "28000"`, `"database": "appdb"`}},
-		{"viewer: the page", "GET", viewerURL + "/", 200, []string{"alice@example.com", "wp_alice_laptop_appdb", "mallory@example.com"}},
+		{"viewer: the page", "GET", viewerURL + "/", 200, []string{"alice@example.com", "wp_alice_api_laptop_appdb", "mallory@example.com"}},
 		{"viewer: no terminate", "POST", viewerURL + "/api/identities/alice@example.com/terminate", 403, []string{`\"console\": \"admin\"`}},
 		{"viewer: no revalidate", "POST", viewerURL + "/api/identities/alice@example.com/revalidate", 403, []string{"view access"}},
-		{"none: sessions", "GET", malloryURL + "/api/sessions", 403, []string{"mallory@example.com (evil) has no console access", `\"console\": \"view\"`}},
+		{"none: sessions", "GET", malloryURL + "/api/sessions", 403, []string{"mallory@example.com (api-evil) has no console access", `\"console\": \"view\"`}},
 		{"none: page", "GET", malloryURL + "/", 403, []string{"has no console access"}},
 		{"admin: revalidate", "POST", opsURL + "/api/identities/alice@example.com/revalidate", 200, []string{`"action": "revalidate"`, `"checked": 1`}},
 		{"admin: cross-site form post", "POST", opsURL + "/api/identities/alice@example.com/terminate", 403, []string{"cross-origin"}},
@@ -228,8 +228,8 @@ func TestConsole_TwoInstancesThroughRedis(t *testing.T) {
 	r := newConsoleRig(t, 2, rs.Addr())
 	a, b := r.apps[0], r.apps[1]
 	ops := r.client("ops@example.com", "ops-laptop", adminGrant)
-	alice := r.client("alice@example.com", "laptop", readonlyGrant)
-	bob := r.client("bob@example.com", "desktop", readonlyGrant)
+	alice := r.client("alice@example.com", "redis-laptop", readonlyGrant)
+	bob := r.client("bob@example.com", "redis-desktop", readonlyGrant)
 	onB := r.connect(alice, b)
 	r.connect(bob, a)
 	viaA, viaB := r.consoleVia(ops, a), r.consoleVia(ops, b)
