@@ -151,3 +151,27 @@ func TestIntegration_Operator_Refusals(t *testing.T) {
 		t.Errorf("refusal = %+v, want mallory on evil, appdb, no_database, 28000", ref)
 	}
 }
+
+// TestIntegration_Operator_DrainingState: while the server drains after
+// Shutdown, its relaying sessions are shown as draining.
+func TestIntegration_Operator_DrainingState(t *testing.T) {
+	pg := pgtest.Shared(t, pgtest.Options{})
+	r := newRig(t, pg, nil)
+	alice := r.client("alice@example.com", "drain-laptop", readonlyAppdb)
+	conn := r.mustConnect(alice, "appdb", nil)
+	if s := r.srv.Sessions(); len(s) != 1 || s[0].State != proxy.StateRelaying {
+		t.Fatalf("before shutdown: %+v, want one relaying session", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- r.srv.Shutdown(ctx) }()
+	waitFor(t, "the session to be shown draining", func() bool {
+		s := r.srv.Sessions()
+		return len(s) == 1 && s[0].State == proxy.StateDraining
+	})
+	conn.Close(context.Background())
+	if n := <-done; n != 0 {
+		t.Errorf("Shutdown closed %d sessions, want 0 (the client left during the drain)", n)
+	}
+}
