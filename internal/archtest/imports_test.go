@@ -41,6 +41,7 @@ var internalDeps = map[string][]string{
 	"internal/pgtest":      {"internal/pgserver"},
 	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
 	"internal/compat":      {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
+	"internal/console":     {"internal/identity", "internal/authz", "internal/proxy", "internal/coord"},
 	"internal/bench":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
 }
 

@@ -1,8 +1,10 @@
 // Package audit writes an optional statement audit log: one JSON object per
 // line for every SQL statement a client sends (simple Query and extended
-// Parse messages) and every fast-path function call (FunctionCall messages:
+// Parse messages), every fast-path function call (FunctionCall messages:
 // the function's OID and its arguments' count and sizes, never their
-// values, as Bind parameters are never logged), with who sent it and where. It imports only the standard
+// values, as Bind parameters are never logged), with who sent it and where,
+// and one per operator action taken in the console on a session (LogAction,
+// "kind":"console"). It imports only the standard
 // library; the wire-protocol side lives in pgwire.TapQueries.
 //
 // # Never blocking sessions

@@ -150,6 +150,7 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		Limits   json.RawMessage            `json:"limits"`
 		Backends map[string]json.RawMessage `json:"backends"`
+		Console  json.RawMessage            `json:"console"`
 	}
 	if err := decodeStrict(b, &raw, "limits", "backends"); err != nil {
 		return err
@@ -166,6 +167,9 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 		return inField("backends", err)
 	}
 	out.Backends = backends
+	if out.Console, err = decodeConsole(raw.Console); err != nil {
+		return inField("console", err)
+	}
 	*g = out
 	return nil
 }

@@ -20,7 +20,8 @@ import (
 //	 "backends": {"pg-main": {"pg": {"databases": {
 //	     "appdb": {"permissions": ["readwrite"], "schemas": ["public", "app"],
 //	               "sql": ["GRANT INSERT ON public.audit_log TO {{.Role}}"]},
-//	     "*":     {"permissions": ["readonly"]}}}}}}
+//	     "*":     {"permissions": ["readonly"]}}}}},
+//	 "console": "view"}
 //
 // A field Waypoint does not know, at any level, makes the grant invalid, and
 // so does a known field with a wrong type or value: the caller is refused
@@ -35,6 +36,11 @@ type Grant struct {
 	// Backends is keyed by listener name (the `name` of a [[listeners]]
 	// entry). A listener without an entry is not granted by this object.
 	Backends map[string]Backend `json:"backends,omitempty"`
+	// Console is the caller's access to the operator console: ConsoleView
+	// ("view") or ConsoleAdmin ("admin"); absent grants none. Across grant
+	// objects the strongest wins (see Console). It grants no database
+	// access, and database grants give no console access.
+	Console ConsoleAccess `json:"console,omitempty"`
 }
 
 // Backend is the part of a grant for one listener. Its only field is the

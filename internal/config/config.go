@@ -27,6 +27,9 @@ type Config struct {
 	// Metrics, when non-nil, serves Prometheus metrics and health endpoints.
 	// Nil when the [metrics] table is absent: no metrics listener.
 	Metrics *Metrics
+	// Console, when non-nil, serves the operator console. Nil when the
+	// [console] table is absent: no console.
+	Console *Console
 	// Shutdown bounds graceful shutdown. [shutdown].
 	Shutdown Shutdown
 	// Listeners are the [[listeners]] tables, in file order; at least one.
@@ -118,6 +121,26 @@ type Metrics struct {
 	// Listen is the local "host:port" serving /metrics, /healthz and
 	// /readyz (key listen). Required. It is not on the tailnet.
 	Listen string
+}
+
+// Console configures the operator console: the JSON API, the page and
+// what `waypoint sessions` and `waypoint terminate` talk to.
+type Console struct {
+	// Listen is the tailnet "host:port" or ":port" the console is served
+	// on by Waypoint's own node (key listen), authorized per request by
+	// WhoIs and the "console" field of the caller's grant. Default "",
+	// none; Listen or Local is required, and its port must differ from
+	// every listener's.
+	Listen string
+	// Local is a loopback "host:port" also serving the console, for tools
+	// on the Waypoint host (key local). Default "", none. Its host must be
+	// a loopback address or "localhost"; it needs LocalTokenFile.
+	Local string
+	// LocalTokenFile holds the token the loopback face requires (key
+	// local_token_file); Waypoint creates it with a random token, mode
+	// 0600, when it is missing, and refuses to start when it is readable by
+	// group or others. Required with Local, meaningless without.
+	LocalTokenFile string
 }
 
 // Shutdown bounds graceful shutdown.

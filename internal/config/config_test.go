@@ -111,6 +111,7 @@ func TestParse_Defaults(t *testing.T) {
 		{"defaults.limits", c.Defaults.Limits, Limits{}},
 		{"redis", c.Redis == nil, true},
 		{"metrics", c.Metrics == nil, true},
+		{"console", c.Console == nil, true},
 		{"shutdown.drain_timeout", c.Shutdown.DrainTimeout, 30 * time.Second},
 		{"listeners[0].service", l.Service, ""},
 		{"listeners[0].tls_mode", l.TLSMode, TLSOptional},
@@ -178,6 +179,11 @@ key_prefix = "wp:"
 [metrics]
 listen = "127.0.0.1:9187"
 
+[console]
+listen = ":8080"
+local = "127.0.0.1:9188"
+local_token_file = "/var/lib/waypoint/console.token"
+
 [shutdown]
 drain_timeout = "2m"
 
@@ -240,6 +246,7 @@ func TestParse_AllKeys(t *testing.T) {
 		}},
 		Redis:    &Redis{Address: "127.0.0.1:6379", Password: "r$p", DB: 2, KeyPrefix: "wp:"},
 		Metrics:  &Metrics{Listen: "127.0.0.1:9187"},
+		Console:  &Console{Listen: ":8080", Local: "127.0.0.1:9188", LocalTokenFile: "/var/lib/waypoint/console.token"},
 		Shutdown: Shutdown{DrainTimeout: 2 * time.Minute},
 		Listeners: []Listener{
 			{

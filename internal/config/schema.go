@@ -25,6 +25,7 @@ func (d *decoder) decodeConfig(root *table, c *Config) {
 		t.str("listen", &c.Metrics.Listen)
 		t.finish()
 	}
+	c.Console = d.decodeConsole(root.sub("console"))
 	c.Shutdown.DrainTimeout = defaultDrainTimeout
 	if t := root.sub("shutdown"); t != nil {
 		t.duration("drain_timeout", &c.Shutdown.DrainTimeout, defaultDrainTimeout)
@@ -79,6 +80,19 @@ func (d *decoder) decodeRedis(t *table) *Redis {
 	t.strDefault("key_prefix", &r.KeyPrefix, defaultRedisKeyPrefix)
 	t.finish()
 	return r
+}
+
+// decodeConsole returns [console], or nil when the table is absent.
+func (d *decoder) decodeConsole(t *table) *Console {
+	if t == nil {
+		return nil
+	}
+	c := &Console{}
+	t.str("listen", &c.Listen)
+	t.str("local", &c.Local)
+	t.str("local_token_file", &c.LocalTokenFile)
+	t.finish()
+	return c
 }
 
 // decodeListener returns one [[listeners]] element (t may be nil when the

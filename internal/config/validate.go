@@ -58,6 +58,47 @@ func (v *validator) config(c *Config) {
 	}
 	v.nonNegative("shutdown.drain_timeout", c.Shutdown.DrainTimeout)
 	v.listeners(c)
+	if c.Console != nil {
+		v.console(c.Console, c.Listeners)
+	}
+}
+
+// console checks [console]: at least one face; the tailnet face on a port
+// no listener uses; the loopback face on loopback, with a token file.
+func (v *validator) console(c *Console, listeners []Listener) {
+	if c.Listen == "" && c.Local == "" {
+		v.fail("console", "set listen (the tailnet port) or local (a loopback address), or remove [console]")
+		return
+	}
+	if c.Listen != "" {
+		v.hostPort("console.listen", c.Listen, true)
+		for i := range listeners {
+			if p := listenPort(c.Listen); p != "" && p == listenPort(listeners[i].Listen) {
+				v.fail("console.listen", "port %s is already used by listeners[%d]", p, i)
+			}
+		}
+	}
+	switch {
+	case c.Local != "":
+		v.hostPort("console.local", c.Local, false)
+		if host, _, err := net.SplitHostPort(c.Local); err == nil && !isLoopback(host) {
+			v.fail("console.local", "%q must be a loopback address (127.0.0.1, [::1] or localhost): the tailnet face is listen", c.Local)
+		}
+		if c.LocalTokenFile == "" {
+			v.fail("console.local_token_file", "required with console.local: the file holding the token local tools present")
+		}
+	case c.LocalTokenFile != "":
+		v.fail("console.local_token_file", "needs console.local")
+	}
+}
+
+// isLoopback reports whether host is a loopback IP or "localhost".
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (v *validator) tailscale(ts *Tailscale) {

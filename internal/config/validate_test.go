@@ -176,6 +176,15 @@ func TestParse_Refusals(t *testing.T) {
 		{"redis negative db", okTailscale + ok1 + "[redis]\naddress = \"r:6379\"\ndb = -1 #<-\n", "redis.db", "must not be negative"},
 		{"metrics listen missing", okTailscale + ok1 + "[metrics] #<-\n", "metrics.listen", "required"},
 		{"metrics listen bad", okTailscale + ok1 + "[metrics]\nlisten = \"9187\" #<-\n", "metrics.listen", "host:port"},
+		{"console without a face", okTailscale + ok1 + "[console] #<-\n", "console", "set listen"},
+		{"console listen bad", okTailscale + ok1 + "[console]\nlisten = \"8080\" #<-\n", "console.listen", "host:port"},
+		{"console on a listener's port", okTailscale + listener("pg", ":5432", "", "") + "[console]\nlisten = \":5432\" #<-\n", "console.listen", "already used by listeners[0]"},
+		{"console local not loopback", okTailscale + ok1 + "[console]\nlocal = \"0.0.0.0:9188\" #<-\nlocal_token_file = \"/t\"\n", "console.local", "must be a loopback address"},
+		{"console local on a tailnet address", okTailscale + ok1 + "[console]\nlocal = \"100.64.0.1:9188\" #<-\nlocal_token_file = \"/t\"\n", "console.local", "loopback"},
+		{"console local without host", okTailscale + ok1 + "[console]\nlocal = \":9188\" #<-\nlocal_token_file = \"/t\"\n", "console.local", "host is missing"},
+		{"console local without token file", okTailscale + ok1 + "[console] #<-\nlocal = \"127.0.0.1:9188\"\n", "console.local_token_file", "required with console.local"},
+		{"console token file without local", okTailscale + ok1 + "[console]\nlisten = \":8080\"\nlocal_token_file = \"/t\" #<-\n", "console.local_token_file", "needs console.local"},
+		{"console unknown key", okTailscale + ok1 + "[console]\nlisten = \":8080\"\nlocal_acces = \"view\" #<-\n", "console.local_acces", "unknown key"},
 		{"unset variable", okTailscale + listener("pg", ":1", "", "admin_password = \"${UNSET}\" #<-"), "listeners[0].postgres.admin_password", "environment variable UNSET is not set"},
 		{"unset variable in array", "[tailscale]\nhostname = \"wp\"\nadvertise_tags = [\"tag:a\", \"${UNSET_TAG}\"] #<-\n" + ok1, "tailscale.advertise_tags[1]", "UNSET_TAG is not set"},
 		{"unset variable in duration", okTailscale + ok1 + "[revalidation]\ninterval = \"${UNSET}\" #<-\n", "revalidation.interval", "UNSET is not set"},
@@ -272,6 +281,9 @@ func TestParse_Accepts(t *testing.T) {
 		{"prefix of 20 bytes", okTailscale + listener("pg", ":1", "", "user_prefix = \"abcdefghij0123456789\"")},
 		{"zero limits", okTailscale + listener("pg", ":1", "", "") + "[defaults.limits]\nmax_conns_per_user = 0\nmax_conn_duration = \"0s\"\nmax_bytes_per_conn = 0\n"},
 		{"empty redis password", okTailscale + listener("pg", ":1", "", "") + "[redis]\naddress = \"r:6379\"\npassword = \"\"\n"},
+		{"console on the tailnet only", okTailscale + listener("pg", ":5432", "", "") + "[console]\nlisten = \":8080\"\n"},
+		{"console on loopback only", okTailscale + listener("pg", ":5432", "", "") + "[console]\nlocal = \"localhost:9188\"\nlocal_token_file = \"/t\"\n"},
+		{"console on ipv6 loopback", okTailscale + listener("pg", ":5432", "", "") + "[console]\nlisten = \":8080\"\nlocal = \"[::1]:9188\"\nlocal_token_file = \"/t\"\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

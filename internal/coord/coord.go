@@ -1,6 +1,7 @@
 // Package coord holds the state several Waypoint instances must agree on: how
 // many connections each subject holds (per-user limits) and which instance
-// owns a cancel key.
+// owns a cancel key; and, for the operator console, which instances share
+// one Redis and a request/reply channel between them (Fleet).
 //
 // Two implementations satisfy Store: Memory, for a single instance, and
 // Redis, which shares the state between instances through one Redis server.

@@ -16,3 +16,14 @@ func (r *Redis) Crash() {
 
 // InstanceID returns r's instance ID (defaulted if the options left it empty).
 func (r *Redis) InstanceID() string { return r.opts.InstanceID }
+
+// Crash stops f the way a crashed process would: no more heartbeats or
+// answers, and nothing removed from Redis. Close afterwards does nothing.
+func (f *Fleet) Crash() {
+	f.closeOnce.Do(func() {
+		close(f.stop)
+		_ = f.pubsub.Close()
+		f.wg.Wait()
+		_ = f.client.Close()
+	})
+}

@@ -32,6 +32,7 @@ const (
 	KindShutdown                       // Waypoint is shutting down
 	KindRevoked                        // access was revoked during the session
 	KindStateUnavailable               // shared state (Redis) unreachable: limits fail closed
+	KindTerminated                     // an operator ended the session (console)
 )
 
 var kindNames = [...]string{
@@ -49,6 +50,7 @@ var kindNames = [...]string{
 	KindShutdown:           "shutdown",
 	KindRevoked:            "revoked",
 	KindStateUnavailable:   "state_unavailable",
+	KindTerminated:         "terminated",
 }
 
 // String returns the stable name used in metrics and logs.
@@ -172,6 +174,8 @@ func defaults(k Kind) (code, msg, hint string) {
 		return "58000", "Waypoint cannot reach its shared state (Redis) to enforce connection limits", "Try again shortly; if it persists, tell the Waypoint operator."
 	case KindRevoked:
 		return "57P01", "your access was revoked by the tailnet policy", "Ask your tailnet administrator for a grant."
+	case KindTerminated:
+		return "57P01", "your session was terminated by a Waypoint operator", "Reconnect if you still need a session; ask your Waypoint operator why if it happens again."
 	default:
 		return "XX000", "internal error in Waypoint", "Tell the Waypoint operator."
 	}
@@ -181,7 +185,7 @@ func defaults(k Kind) (code, msg, hint string) {
 // routine, an operator's problem is a warning, a bug is an error.
 func logLevel(k Kind) slog.Level {
 	switch k {
-	case KindProtocol, KindTLSRequired, KindDenied, KindLimit, KindUnidentified, KindShutdown, KindRevoked:
+	case KindProtocol, KindTLSRequired, KindDenied, KindLimit, KindUnidentified, KindShutdown, KindRevoked, KindTerminated:
 		return slog.LevelInfo
 	case KindInternal:
 		return slog.LevelError

@@ -13,7 +13,7 @@ import (
 type liveLimits struct {
 	start    time.Time           // when the relay began: the duration counts from here
 	budget   *relay.Budget       // max_bytes_per_conn, read by the relay at each read
-	counters relay.Counters      // bytes relayed so far, both directions
+	counters *relay.Counters     // bytes relayed so far, both directions (the session's)
 	timer    *time.Timer         // fires at max_conn_duration; nil when unlimited
 	expire   func(time.Duration) // ends the session for reaching that duration
 }
@@ -53,7 +53,8 @@ func (sess *session) startRelay(cancel func(), expire func(time.Duration)) *live
 		return nil
 	}
 	sess.cancel = cancel
-	sess.limits = &liveLimits{start: time.Now(), budget: relay.NewBudget(0), expire: expire}
+	sess.relaying = true
+	sess.limits = &liveLimits{start: time.Now(), budget: relay.NewBudget(0), counters: &sess.bytes, expire: expire}
 	sess.limits.set(sess.eff.Limits) // nothing relayed yet: never over budget
 	return sess.limits
 }

@@ -42,6 +42,7 @@ func (s *Server) serveConn(conn net.Conn) {
 	if err != nil && sess.client != nil && sess.client.Cancel == nil {
 		s.reject(sess, err)
 	}
+	s.noteRefusal(sess, err)
 	s.logSession(sess, err)
 }
 
@@ -90,6 +91,7 @@ func (s *Server) identify(ctx context.Context, sess *session) error {
 		return fail(KindUnidentified, fmt.Errorf("whois %s: %w", sess.remote, err))
 	}
 	sess.peer = peer
+	sess.advance(stageIdentified)
 	return nil
 }
 
@@ -122,6 +124,7 @@ func (s *Server) readStartup(ctx context.Context, sess *session) error {
 		return fail(KindProtocol, fmt.Errorf("startup: %w", err))
 	}
 	sess.client = c
+	sess.advance(stageStarted)
 	return nil
 }
 
@@ -177,6 +180,7 @@ func (s *Server) admit(ctx context.Context, sess *session) (release func(), err 
 func (s *Server) login(ctx context.Context, sess *session) error {
 	params := forwardedParams(sess.client.Params, sess.peer)
 	if s.useSpare(ctx, sess, params) {
+		sess.advance(stageLoggedIn)
 		s.refillSpare(sess)
 		return nil
 	}
@@ -202,6 +206,7 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 		return classifyUpstream(err)
 	}
 	sess.up = up
+	sess.advance(stageLoggedIn)
 	s.refillSpare(sess)
 	return nil
 }
@@ -291,7 +296,7 @@ func (s *Server) relay(sess *session) error {
 		return sess.stoppedBecause()
 	}
 	defer sess.endRelay()
-	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{Budget: lim.budget, Counters: &lim.counters})
+	sess.result = relay.Run(ctx, s.auditTap(sess), sess.up.Conn, relay.Options{Budget: lim.budget, Counters: &sess.bytes})
 	if err := sess.stoppedBecause(); err != nil {
 		return err
 	}

@@ -64,10 +64,16 @@ func (s *Server) Revalidate(ctx context.Context) (closed int) {
 	// so none outlives a policy change (a connection only ever takes a
 	// spare of its own, just-made decision anyway; see Spares).
 	s.spares.flush(false)
+	return s.revalidate(ctx, s.watchedSessions())
+}
+
+// revalidate re-checks the given watched sessions (revalidateOne) and
+// records the roles of those that stay as in use.
+func (s *Server) revalidate(ctx context.Context, sessions []*session) (closed int) {
 	live, _ := s.opts.Provisioner.(LiveProvisioner)
 	var keep []string
 	seen := map[string]bool{}
-	for _, sess := range s.watchedSessions() {
+	for _, sess := range sessions {
 		gone, aborted := s.revalidateOne(ctx, sess, live)
 		switch {
 		case aborted:
@@ -170,9 +176,16 @@ func (s *Server) revoke(ctx context.Context, sess *session, live LiveProvisioner
 	s.log.Info("revalidation: closing session", "conn", sess.id, "login", sess.peer.Subject(), "reason", reason.Error())
 	s.opts.Metrics.RevalidationClosed(s.opts.Listener, kindOf(reason).String())
 	sess.stop(reason)
+	s.terminateBackend(ctx, sess, live)
+}
+
+// terminateBackend ends sess's backend session server-side, so that a
+// running query dies with it. It does nothing without a LiveProvisioner or
+// before the upstream login.
+func (s *Server) terminateBackend(ctx context.Context, sess *session, live LiveProvisioner) {
 	if live != nil && sess.up != nil {
 		if err := live.Terminate(ctx, sess.up.Key.ProcessID); err != nil {
-			s.log.Warn("revalidation: could not terminate the backend session", "conn", sess.id, "err", err)
+			s.log.Warn("could not terminate the backend session", "conn", sess.id, "err", err)
 		}
 	}
 }

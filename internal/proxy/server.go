@@ -99,6 +99,10 @@ type Options struct {
 	// Spares configures spare backends (see Spares). The zero value
 	// disables them.
 	Spares Spares
+	// Refusals, when set, keeps the connections refused before relaying,
+	// for the operator console; several Servers may share one. Nil keeps
+	// none.
+	Refusals *Refusals
 }
 
 // Server serves one Waypoint listener. It is safe for concurrent use; Serve

@@ -30,12 +30,41 @@ type session struct {
 	spare  bool // up was a spare backend
 	key    pgwire.CancelKey
 	result relay.Result
+	bytes  relay.Counters // live byte counts, for operators
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc // stops the relay; nil until relaying
-	stopErr error              // why the session was stopped from outside
-	watched bool               // logged in upstream: revalidation covers it (see Server.watch)
-	limits  *liveLimits        // enforced while relaying; nil before and after
+	mu       sync.Mutex
+	cancel   context.CancelFunc // stops the relay; nil until relaying
+	stopErr  error              // why the session was stopped from outside
+	watched  bool               // logged in upstream: revalidation covers it (see Server.watch)
+	relaying bool               // login done, bytes flowing
+	reached  stage              // how far setup got; see stage
+	limits   *liveLimits        // enforced while relaying; nil before and after
+}
+
+// stage is how far a session's setup got. The serving goroutine publishes
+// each stage under mu after writing the fields it covers, so another
+// goroutine that reads the stage under mu may then read those fields.
+type stage int
+
+const (
+	stageAccepted   stage = iota // id, conn, remote, start
+	stageIdentified              // peer
+	stageStarted                 // client (the startup message)
+	stageLoggedIn                // eff, role, up
+)
+
+// advance publishes that setup reached st.
+func (sess *session) advance(st stage) {
+	sess.mu.Lock()
+	sess.reached = st
+	sess.mu.Unlock()
+}
+
+// isRelaying reports whether the session is past login and relaying.
+func (sess *session) isRelaying() bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.relaying
 }
 
 // isWatched reports whether revalidation covers the session: it is logged in

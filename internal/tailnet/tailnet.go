@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"tailscale.com/client/local"
@@ -170,6 +171,17 @@ func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 // zero netip.Addr if the node does not have one (yet).
 func (n *Node) Addrs() (v4, v6 netip.Addr) {
 	return n.srv.TailscaleIPs()
+}
+
+// DNSName returns the node's fully qualified MagicDNS name without the
+// trailing dot (e.g. "waypoint-db.tail1234.ts.net"), or "" when the node
+// has none or the local API does not answer within ctx.
+func (n *Node) DNSName(ctx context.Context) string {
+	st, err := n.lc.StatusWithoutPeers(ctx)
+	if err != nil || st.Self == nil {
+		return ""
+	}
+	return strings.TrimSuffix(st.Self.DNSName, ".")
 }
 
 // CertDomains returns the DNS names (e.g. "waypoint-db.tail1234.ts.net") this

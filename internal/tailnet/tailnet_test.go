@@ -342,3 +342,12 @@ func TestStart_RequiresHostnameAndDir(t *testing.T) {
 		})
 	}
 }
+
+func TestDNSName(t *testing.T) {
+	p := newProxy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if got, want := p.node.DNSName(ctx), "waypoint."+tailnettest.MagicDNSDomain; got != want {
+		t.Errorf("DNSName = %q, want %q", got, want)
+	}
+}
