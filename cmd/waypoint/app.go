@@ -154,7 +154,7 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 			Max:         l.Postgres.MaxSpareBackends,
 			IdleTimeout: l.Postgres.SpareIdleTimeout,
 		},
-		Refusals:         a.refusals,
+		Refusals: a.refusals,
 	})
 	if err != nil {
 		rl.close()

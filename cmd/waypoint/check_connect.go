@@ -22,6 +22,9 @@ const checkConnectTimeout = time.Minute
 // provision roles: LOGIN, CREATEROLE, CONNECT on databases (the given ones,
 // or every non-template database it can see), and the right to grant on
 // schemas and the objects in them, each with the statement that fixes it.
+// It warns (without failing) about settings that work but hurt: md5
+// password_encryption, and spare backends that may take too many of the
+// server's connection slots.
 // It returns the exit code: 0 when nothing is missing, 1 otherwise.
 func checkConnect(cfg *config.Config, databases, schemas []string, stdout io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), checkConnectTimeout)
@@ -63,6 +66,7 @@ func checkListener(ctx context.Context, l *config.Listener, databases, schemas [
 		if warn := passwordEncryptionWarning(ctx, connString); warn != "" {
 			fmt.Fprintf(w, "  WARN %s\n", warn)
 		}
+		checkSpareSlots(ctx, pg, connString, w)
 	}
 	dbs := databases
 	if len(dbs) == 0 {
