@@ -289,6 +289,12 @@ func (v *validator) postgres(path string, p *Postgres) {
 	if p.SpareBackends > 0 && p.SpareIdleTimeout <= 0 {
 		v.fail(path+".spare_idle_timeout", "must be positive when spare_backends is on")
 	}
+	// A spare is a session of its role, and cleanup keeps roles with a
+	// session: a spare must be gone before its role can expire.
+	if p.SpareBackends > 0 && p.UserTTL > 0 && p.SpareIdleTimeout >= p.UserTTL {
+		v.fail(path+".spare_idle_timeout", "%v must be shorter than user_ttl (%v): an idle spare would keep its role from cleanup",
+			p.SpareIdleTimeout, p.UserTTL)
+	}
 	switch p.BackendTLS {
 	case BackendTLSDisable, BackendTLSPrefer:
 		if p.BackendCAFile != "" {

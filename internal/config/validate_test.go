@@ -166,6 +166,7 @@ func TestParse_Refusals(t *testing.T) {
 		{"negative spare_backends", okTailscale + listener("pg", ":1", "", "spare_backends = -1 #<-"), "listeners[0].postgres.spare_backends", "must not be negative"},
 		{"zero max_spare_backends", okTailscale + listener("pg", ":1", "", "spare_backends = 1\nmax_spare_backends = 0 #<-"), "listeners[0].postgres.max_spare_backends", "must be at least 1"},
 		{"zero spare_idle_timeout", okTailscale + listener("pg", ":1", "", "spare_backends = 1\nspare_idle_timeout = \"0s\" #<-"), "listeners[0].postgres.spare_idle_timeout", "must be positive"},
+		{"spare_idle_timeout not shorter than user_ttl", okTailscale + listener("pg", ":1", "", "spare_backends = 1\nuser_ttl = \"1m\"\nspare_idle_timeout = \"1m\" #<-"), "listeners[0].postgres.spare_idle_timeout", "must be shorter than user_ttl (1m0s)"},
 		{"service without svc:", "[tailscale]\nhostname = \"wp\"\nadvertise_tags = [\"tag:wp\"]\n" + listener("pg", ":1", "service = \"pg\" #<-", ""), "listeners[0].service", `must start with "svc:"`},
 		{"service bad name", "[tailscale]\nhostname = \"wp\"\nadvertise_tags = [\"tag:wp\"]\n" + listener("pg", ":1", "service = \"svc:PG DB\" #<-", ""), "listeners[0].service", "DNS label"},
 		{"service without tags", okTailscale + listener("pg", ":1", "service = \"svc:pg\" #<-", ""), "listeners[0].service", "tailscale.advertise_tags"},

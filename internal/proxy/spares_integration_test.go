@@ -190,3 +190,31 @@ func TestSpares_Bounded(t *testing.T) {
 		return n <= max
 	})
 }
+
+// TestSpares_Cleanup: a spare never keeps its role from cleanup. A spare
+// lives at most IdleTimeout after it was opened, and opening it marks the
+// role used; configuration requires spare_idle_timeout < user_ttl, so by the
+// time a role has been unused for user_ttl its spare is gone. Here the spare
+// expires, then the role is made idle, and cleanup drops it (it owns
+// nothing) instead of skipping it as in use.
+func TestSpares_Cleanup(t *testing.T) {
+	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
+		r := newRig(t, pg, func(o *proxy.Options) {
+			o.Spares = proxy.Spares{PerRole: 1, Max: 4, IdleTimeout: time.Second}
+		})
+		user := r.client("spare-cleanup@example.com", "desk", readonlyAppdb)
+		conn := r.mustConnect(user, "appdb", nil)
+		role := roleOf(t, conn)
+		conn.Close(context.Background())
+		waitSpares(t, r, 1) // opened after the connection, then idle for 1 s
+		waitSpares(t, r, 0)
+		makeIdle(t, r, role) // also waits until the role has no session left
+		res, err := r.prov.Cleanup(context.Background())
+		if err != nil || res.Errors != 0 {
+			t.Fatalf("Cleanup: %v, %d errors", err, res.Errors)
+		}
+		if !contains(res.Dropped, role) || contains(res.SkippedActive, role) {
+			t.Errorf("Cleanup: dropped %v, skipped as active %v; want %s dropped", res.Dropped, res.SkippedActive, role)
+		}
+	})
+}
