@@ -147,7 +147,7 @@ func checkClientSide(t *testing.T, conn *pgconn.PgConn, cert *testCert, wantTLS 
 	}
 }
 
-func TestReadStartupMessage_TLSRequireRejectsPlaintext(t *testing.T) {
+func TestAccept_TLSRequireRefusesPlaintext(t *testing.T) {
 	cert := newTestCert(t)
 	tests := []struct {
 		name     string
@@ -198,7 +198,7 @@ func sendStartup(t *testing.T, w io.Writer, version uint32, params map[string]st
 	}
 }
 
-func TestReadWriteStartupMessage(t *testing.T) {
+func TestAccept_StartupParameters(t *testing.T) {
 	tests := []struct {
 		name       string
 		params     map[string]string

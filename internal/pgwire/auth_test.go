@@ -119,24 +119,24 @@ func testUpstreamAuth(t *testing.T, auth pgtest.Auth, requireAuth []string, want
 	})
 }
 
-func TestHandleUpstreamAuth_SCRAM(t *testing.T) {
+func TestConnectUpstream_SCRAM(t *testing.T) {
 	testUpstreamAuth(t, pgtest.AuthSCRAM, nil, "*pgproto3.AuthenticationSASL")
 }
 
-func TestHandleUpstreamAuth_MD5Password(t *testing.T) {
+func TestConnectUpstream_MD5(t *testing.T) {
 	testUpstreamAuth(t, pgtest.AuthMD5, nil, "*pgproto3.AuthenticationMD5Password")
 }
 
-func TestHandleUpstreamAuth_CleartextPassword(t *testing.T) {
+func TestConnectUpstream_CleartextWhenAllowed(t *testing.T) {
 	testUpstreamAuth(t, pgtest.AuthPassword, []string{AuthSCRAM, AuthPassword}, "*pgproto3.AuthenticationCleartextPassword")
 }
 
-// TestHandleUpstreamAuth_CleartextRefusedByDefault logs in, with the default
+// TestConnectUpstream_CleartextRefusedByDefault logs in, with the default
 // methods, to a real PostgreSQL whose pg_hba.conf asks for the password in
 // cleartext: the login fails as an *AuthMethodError for "password". (That
 // nothing is sent is shown with a recording fake in
 // TestConnectUpstream_BackendAuth.)
-func TestHandleUpstreamAuth_CleartextRefusedByDefault(t *testing.T) {
+func TestConnectUpstream_CleartextRefusedByDefault(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{Auth: pgtest.AuthPassword}, func(t *testing.T, c *pgtest.Cluster) {
 		role := createLoginRole(t, c, "right")
 		_, err := connectUpstream(t, UpstreamConfig{Addr: c.Addr(), TLS: "prefer", User: role, Password: "right", Database: "postgres"})
