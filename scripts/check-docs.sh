@@ -2,9 +2,10 @@
 # Checks the documentation against the repository, in a second or two, with
 # nothing but bash and python3 (run by `make test`):
 #
-#  1. every test, fuzz target or benchmark named in backticks in README.md,
-#     docs/*.md or SECURITY.md (`TestX`, `proxy.TestX`, `TestX/subtest`,
-#     `TestX_*` for a family) exists as `func Name(` in a *_test.go file —
+#  1. every test, fuzz target or benchmark that README.md, docs/*.md or
+#     SECURITY.md names (`TestX`, `proxy.TestX`, `TestX/subtest`, `TestX_*`
+#     for a family; in code spans, prose or code blocks) exists as
+#     `func Name(` in a *_test.go file —
 #     in that package when the name carries one; pgx's own tests, which the
 #     compatibility page names, are looked up in pgx's module source when it
 #     is in the Go module cache;
@@ -44,20 +45,43 @@ def read(path):
         return f.read()
 
 
-def prose_lines(text):
-    """Yields (line number, line) outside fenced code blocks."""
-    fence = None
+def prose_blocks(text):
+    """Yields (first line number, paragraph) for each paragraph outside fenced
+    code blocks, so that code spans and links broken across lines are whole."""
+    fence, block, start = None, [], 0
     for n, line in enumerate(text.split("\n"), 1):
         m = re.match(r"^\s*(```+|~~~+)", line)
-        if m:
-            mark = m.group(1)[0] * 3
-            if fence is None:
-                fence = mark
-            elif mark == fence:
-                fence = None
+        if m or fence is not None:
+            if m:
+                mark = m.group(1)[0] * 3
+                if fence is None:
+                    fence = mark
+                elif mark == fence:
+                    fence = None
+            if block:
+                yield start, "\n".join(block)
+                block = []
             continue
-        if fence is None:
-            yield n, line
+        if line.strip() == "" or re.match(r"^#{1,6}\s", line):
+            if block:
+                yield start, "\n".join(block)
+                block = []
+            if line.strip():
+                yield n, line
+            continue
+        if not block:
+            start = n
+        block.append(line)
+    if block:
+        yield start, "\n".join(block)
+
+
+def headings(text):
+    """Yields the text of each ATX heading outside fenced code blocks."""
+    for _, block in prose_blocks(text):
+        m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", block)
+        if m and "\n" not in block:
+            yield m.group(1)
 
 
 # --- 1. named tests exist -------------------------------------------------
@@ -102,25 +126,27 @@ NAME = re.compile(r"(?<![\w.])(?:([a-z][a-z0-9]*)\.)?((?:Test|Fuzz|Benchmark)[A-
 
 funcs = test_funcs()
 pgx = pgx_funcs()
+# Names are checked wherever they appear — code spans, prose and code blocks
+# (a log or a command line names real tests too).
 for path in DOCS:
-    for n, line in prose_lines(read(path)):
-        for span in re.findall(r"`([^`]+)`", line):
-            for m in NAME.finditer(span):
-                pkg, name, star = m.group(1), m.group(2), m.group(3)
-                if name in ("Test", "Fuzz", "Benchmark"):
-                    continue
-                family = star is not None or name.endswith("_")
-                pool = funcs.get(pkg, set()) if pkg else funcs["*"]
-                if family:
-                    ok = any(f.startswith(name) for f in pool)
-                else:
-                    ok = name in pool
-                if not ok and not pkg and name in PGX_TESTS:
-                    ok = pgx is None or name in pgx
-                if not ok:
-                    where = f"package {pkg}" if pkg else "any *_test.go file"
-                    shown = (pkg + "." if pkg else "") + name + ("*" if family else "")
-                    problems.append(f"{path}:{n}: `{shown}`: no func {name}{'…' if family else ''}( in {where}")
+    text = read(path)
+    for m in NAME.finditer(text):
+        pkg, name, star = m.group(1), m.group(2), m.group(3)
+        if name in ("Test", "Fuzz", "Benchmark") or not re.match(r"(Test|Fuzz|Benchmark)[A-Z_0-9]", name):
+            continue
+        n = text.count("\n", 0, m.start()) + 1
+        family = star is not None or name.endswith("_")
+        pool = funcs.get(pkg, set()) if pkg else funcs["*"]
+        if family:
+            ok = any(f.startswith(name) for f in pool)
+        else:
+            ok = name in pool
+        if not ok and not pkg and name in PGX_TESTS:
+            ok = pgx is None or name in pgx
+        if not ok:
+            where = f"package {pkg}" if pkg else "any *_test.go file"
+            shown = (pkg + "." if pkg else "") + name + ("*" if family else "")
+            problems.append(f"{path}:{n}: `{shown}`: no func {name}{'…' if family else ''}( in {where}")
 
 
 # --- 2. relative links and anchors ---------------------------------------
@@ -138,11 +164,8 @@ anchor_cache = {}
 def anchors(path):
     if path not in anchor_cache:
         seen, found = {}, set()
-        for _, line in prose_lines(read(path)):
-            m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
-            if not m:
-                continue
-            base = slug(m.group(1))
+        for heading in headings(read(path)):
+            base = slug(heading)
             k = seen.get(base, 0)
             seen[base] = k + 1
             found.add(base if k == 0 else f"{base}-{k}")
@@ -153,22 +176,23 @@ def anchors(path):
 LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 for path in DOCS:
-    for n, line in prose_lines(read(path)):
-        line = re.sub(r"`[^`]*`", lambda m: m.group(0) if "](" not in m.group(0) else "", line)
-        for m in LINK.finditer(line):
-            target = m.group(1)
+    for n, block in prose_blocks(read(path)):
+        # Link syntax inside a code span is not a link.
+        block = re.sub(r"(?<!`)`[^`]+`(?!`)", lambda m: m.group(0) if "](" not in m.group(0) else "``", block)
+        for m in LINK.finditer(block):
+            target, line = m.group(1), n + block.count("\n", 0, m.start())
             if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
                 continue
             file, _, anchor = target.partition("#")
             dest = os.path.normpath(os.path.join(os.path.dirname(path), file)) if file else path
             if not os.path.exists(dest):
-                problems.append(f"{path}:{n}: link to {target}: {dest} does not exist")
+                problems.append(f"{path}:{line}: link to {target}: {dest} does not exist")
                 continue
             if anchor:
                 if not dest.endswith(".md"):
-                    problems.append(f"{path}:{n}: link to {target}: anchor into a non-Markdown file")
+                    problems.append(f"{path}:{line}: link to {target}: anchor into a non-Markdown file")
                 elif anchor not in anchors(dest):
-                    problems.append(f"{path}:{n}: link to {target}: no heading with anchor #{anchor} in {dest}")
+                    problems.append(f"{path}:{line}: link to {target}: no heading with anchor #{anchor} in {dest}")
 
 
 # --- 3. README size -------------------------------------------------------
@@ -180,6 +204,6 @@ if size > README_MAX:
 for p in problems:
     print(p)
 if problems:
-    print(f"check-docs: {len(problems)} problem(s)", file=sys.stderr)
+    print(f"check-docs: {len(problems)} problem(s)")
     sys.exit(1)
 PY
