@@ -105,8 +105,8 @@ def test_funcs():
 
 def pgx_funcs():
     """Test function names in pgx v5's source in the module cache, or None."""
-    cache = os.environ.get("GOMODCACHE") or os.path.join(
-        os.environ.get("GOPATH") or os.path.expanduser("~/go"), "pkg", "mod")
+    gopath = (os.environ.get("GOPATH") or os.path.expanduser("~/go")).split(os.pathsep)[0]
+    cache = os.environ.get("GOMODCACHE") or os.path.join(gopath, "pkg", "mod")
     want = None
     if os.path.exists("go.mod"):
         m = re.search(r"github\.com/jackc/pgx/v5\s+(v\S+)", read("go.mod"))
