@@ -6,6 +6,9 @@ GO ?= go
 build:
 	$(GO) build -o bin/waypoint ./cmd/waypoint
 
+# `make test` checks the documentation after `go vet` (scripts/check-docs.sh:
+# cited tests exist, links and anchors resolve, README.md under 16 KB).
+#
 # `make test` first installs the servers the tests start (PostgreSQL 15 and
 # 18, redis-server; see scripts/install-postgres.sh) and the drivers of the
 # driver matrix (scripts/install-drivers.sh), so that on a fresh Debian
@@ -16,13 +19,14 @@ INSTALL ?= bash scripts/install-postgres.sh && bash scripts/install-drivers.sh
 test:
 	$(INSTALL)
 	$(GO) vet ./...
+	bash scripts/check-docs.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 demo:
 	$(GO) run ./cmd/waypoint demo
 
-# Only the driver matrix, verbose: its log ends with the README's table for
-# each PostgreSQL version. `make test` runs it too.
+# Only the driver matrix, verbose: its log ends with the table of
+# docs/compatibility.md for each PostgreSQL version. `make test` runs it too.
 drivers:
 	bash scripts/install-drivers.sh
 	$(GO) test -count=1 -run '^TestDriverMatrix$$' -v -timeout 20m ./internal/drivers/
@@ -41,7 +45,7 @@ SOAK_DURATION ?= 3m
 soak:
 	WAYPOINT_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 30m ./internal/proxy/
 
-# The performance report of issue 7: Waypoint against a plain L4 forwarder on
+# The performance report (docs/performance.md): Waypoint against a plain L4 forwarder on
 # the same in-process tailnet, with targets, PASS/MISS verdicts and the top of
 # CPU and allocation profiles (kept in BENCH_PROFILES, default a new temp
 # directory). Takes a few minutes; CI runs only the smoke version in make test.
@@ -52,7 +56,8 @@ bench:
 # pgx's own test suite (the version in go.mod) twice against a throwaway
 # PostgreSQL 15: directly, and through Waypoint on the in-process tailnet;
 # fails on any test that fails only through Waypoint unless
-# internal/compat/allowed-differences.txt lists it (issue 13). 3¾–5½
+# internal/compat/allowed-differences.txt lists it with its reason
+# (docs/compatibility.md). 3¾–5½
 # minutes on 2 cores (idle to shared). CI runs it after make test.
 .PHONY: compat
 compat:
