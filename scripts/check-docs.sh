@@ -35,6 +35,7 @@ PGX_TESTS = {
     "TestListenNotifyWhileBusyIsSafe",
     "TestConnSendBatchErrorDoesNotLeaveOrphanedPreparedStatement",
     "TestTimestampCodecWithScanLocationLocal",
+    "TestSendBatchHandlesTimeoutBetweenParseAndDescribe",
 }
 
 problems = []
