@@ -1,6 +1,6 @@
 // Package archtest holds tests that keep the architecture honest: data flows one
 // way, and the Tailscale and wire-protocol dependencies each stay behind one
-// package. See STYLE.md for the layout these rules encode.
+// package. docs/design.md describes the layout these rules encode.
 package archtest
 
 import (

@@ -130,7 +130,7 @@ type run struct {
 	seqWarmP50, seqL4P50 time.Duration
 }
 
-// TestReport builds the whole path and measures every figure of issue 7.
+// TestReport builds the whole path and measures every figure of the report.
 // Without -bench-full (or WAYPOINT_BENCH=1) it runs a tiny smoke version
 // that only proves the harness works: it fails on broken connections, never
 // on figures.
@@ -143,7 +143,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	b := &run{t: t, cfg: cfg, report: &Report{Title: "Waypoint benchmark (issue 7): Waypoint vs plain L4 forwarder on the same in-process tailnet"}}
+	b := &run{t: t, cfg: cfg, report: &Report{Title: "Waypoint benchmark: Waypoint vs plain L4 forwarder on the same in-process tailnet"}}
 	b.prof = &Profiler{Dir: profileDir(t, cfg.full)}
 	b.h = newHarness(t, cfg)
 	t.Logf("harness up in %v", time.Since(began).Round(time.Millisecond))

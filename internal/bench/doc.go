@@ -1,5 +1,5 @@
-// Package bench measures what Waypoint costs on top of the bare tailnet path
-// (issue 7): connection setup, steady-state throughput, bulk transfer,
+// Package bench measures what Waypoint costs on top of the bare tailnet path:
+// connection setup, steady-state throughput, bulk transfer,
 // connection storms and memory per idle session, each next to a plain L4
 // forwarder on the same in-process tailnet, as ratios measured in one run.
 //

@@ -2,7 +2,7 @@
 // version Waypoint's go.mod requires — twice against a throwaway
 // PostgreSQL: once directly, logged in as a role with the same privileges
 // Waypoint's role would have, and once through Waypoint on an in-process
-// tailnet. Then it compares the failing tests (issue 13, item 3): a test
+// tailnet. Then it compares the failing tests: a test
 // that fails only through Waypoint fails the comparison unless
 // allowed-differences.txt lists it with a reason.
 //

@@ -116,7 +116,7 @@ func (r *rig) setupCluster() {
 // testsetup/postgresql_setup.sql creates in its test database (extensions
 // hstore and ltree, domain uint64), as the superuser, because creating them
 // is not something a granted role can do; and gives Waypoint's admin what
-// it needs to grant the admin preset on public (as the README's deploy
+// it needs to grant the admin preset on public (as docs/deploying.md's
 // steps do).
 func (r *rig) setupDatabase(db string) {
 	r.pg.Exec(r.t, "postgres", "CREATE DATABASE "+pgx.Identifier{db}.Sanitize())

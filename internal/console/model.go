@@ -9,8 +9,8 @@ import (
 )
 
 // This file is the console's data model: the JSON the API serves, the page
-// renders and the CLI prints. Field names are the API's contract (README,
-// "Operator console"). Nothing here carries a password, a verifier, a
+// renders and the CLI prints. Field names are the API's contract
+// (docs/console.md). Nothing here carries a password, a verifier, a
 // cancel key or a statement text.
 
 // Session is one open connection on one instance.
