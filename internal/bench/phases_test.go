@@ -338,7 +338,9 @@ func stormConfigs(clients []*tailnettest.Client, per int, config func(*tailnette
 }
 
 // reportStorm adds a storm's rows: success against 100%, the latencies
-// side by side, and each path's p99 against 3× its own sequential p50.
+// side by side with Waypoint's p99 against 1.2× the baseline's, and each
+// path's p99 against its own sequential p50 (shown, no target: on 2 cores a
+// storm measures the machine as much as the path).
 func (b *run) reportStorm(name string, wp, l4 series) {
 	total := len(wp.samples) + len(wp.errs)
 	l4Total := len(l4.samples) + len(l4.errs)
@@ -356,7 +358,8 @@ func (b *run) reportStorm(name string, wp, l4 series) {
 		Waypoint: wpLat.String(),
 		Baseline: l4Lat.String(),
 		Ratio:    DurationRatio(wpLat.P99, l4Lat.P99),
-		Value:    math.NaN(),
+		Value:    DurationRatio(wpLat.P99, l4Lat.P99),
+		Target:   AtMostRatio(1.2),
 	})
 	own := DurationRatio(wpLat.P99, b.seqWarmP50)
 	b.report.Add(secStorm, Row{
@@ -364,8 +367,7 @@ func (b *run) reportStorm(name string, wp, l4 series) {
 		Waypoint: fmt.Sprintf("%.1f×", own),
 		Baseline: fmt.Sprintf("%.1f×", DurationRatio(l4Lat.P99, b.seqL4P50)),
 		Ratio:    math.NaN(),
-		Value:    own,
-		Target:   AtMostRatio(3),
+		Value:    math.NaN(),
 	})
 	if len(wp.errs) > 0 {
 		b.report.Note("%s: %d Waypoint failures; distinct errors: %s", name, len(wp.errs), distinct(wp.errs, 3))
