@@ -1,8 +1,11 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"net/http"
+
+	"github.com/waypoint-proxy/waypoint/internal/proxy"
 )
 
 // This file is the JSON API. Lists are objects with one array field named
@@ -69,42 +72,33 @@ func (h *handler) apiRefusals(w http.ResponseWriter, r *http.Request) {
 // no open session has the id, 409 when several instances have one.
 func (h *handler) apiTerminate(w http.ResponseWriter, r *http.Request) {
 	id, instance := r.PathValue("id"), r.URL.Query().Get("instance")
-	res, err := h.opts.Source.Terminate(r.Context(), id, instance, callerOf(r).Operator())
-	h.recordAction(r, opTerminate, id, res, err)
-	if err != nil {
-		code, msg := actionError(err, id)
-		h.fail(w, r, code, msg)
-		return
+	if res, ok := h.act(w, r, opTerminate, id, func(ctx context.Context, op proxy.Operator) (Result, error) {
+		return h.opts.Source.Terminate(ctx, id, instance, op)
+	}); ok {
+		writeJSON(w, http.StatusOK, res)
 	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // apiTerminateLogin: POST /api/identities/{login}/terminate. 200 with the
 // sessions ended (possibly none).
 func (h *handler) apiTerminateLogin(w http.ResponseWriter, r *http.Request) {
 	login := r.PathValue("login")
-	res, err := h.opts.Source.TerminateLogin(r.Context(), login, callerOf(r).Operator())
-	h.recordAction(r, opTerminateLogin, login, res, err)
-	if err != nil {
-		code, msg := actionError(err, login)
-		h.fail(w, r, code, msg)
-		return
+	if res, ok := h.act(w, r, opTerminateLogin, login, func(ctx context.Context, op proxy.Operator) (Result, error) {
+		return h.opts.Source.TerminateLogin(ctx, login, op)
+	}); ok {
+		writeJSON(w, http.StatusOK, res)
 	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // apiRevalidate: POST /api/identities/{login}/revalidate. 200 with how
 // many sessions were checked and closed.
 func (h *handler) apiRevalidate(w http.ResponseWriter, r *http.Request) {
 	login := r.PathValue("login")
-	res, err := h.opts.Source.Revalidate(r.Context(), login, callerOf(r).Operator())
-	h.recordAction(r, opRevalidate, login, res, err)
-	if err != nil {
-		code, msg := actionError(err, login)
-		h.fail(w, r, code, msg)
-		return
+	if res, ok := h.act(w, r, opRevalidate, login, func(ctx context.Context, op proxy.Operator) (Result, error) {
+		return h.opts.Source.Revalidate(ctx, login, op)
+	}); ok {
+		writeJSON(w, http.StatusOK, res)
 	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // actionError maps an action's failure to a status and a message.

@@ -200,6 +200,22 @@ func filterOf(r *http.Request) Filter {
 	return Filter{Listener: q.Get("listener"), Login: q.Get("login")}
 }
 
+// act runs an operator action on target as the caller, records it
+// (recordAction) and, when it failed, answers the request with the
+// failure's status (actionError). It returns the result and whether the
+// action succeeded; on success the caller answers.
+func (h *handler) act(w http.ResponseWriter, r *http.Request, op, target string,
+	do func(context.Context, proxy.Operator) (Result, error)) (Result, bool) {
+	res, err := do(r.Context(), callerOf(r).Operator())
+	h.recordAction(r, op, target, res, err)
+	if err != nil {
+		code, msg := actionError(err, target)
+		h.fail(w, r, code, msg)
+		return res, false
+	}
+	return res, true
+}
+
 // recordAction logs one console action with its caller and outcome.
 func (h *handler) recordAction(r *http.Request, action, target string, res Result, err error) {
 	c := callerOf(r)

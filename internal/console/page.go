@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"fmt"
 	"html/template"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/proxy"
 )
 
 // This file is the web page: server-rendered with html/template (which
@@ -196,15 +198,12 @@ func (h *handler) formTerminate(w http.ResponseWriter, r *http.Request) {
 	if !h.checkForm(w, r) {
 		return
 	}
-	id := r.PathValue("id")
-	res, err := h.opts.Source.Terminate(r.Context(), id, r.PostForm.Get("instance"), callerOf(r).Operator())
-	h.recordAction(r, opTerminate, id, res, err)
-	if err != nil {
-		code, msg := actionError(err, id)
-		h.fail(w, r, code, msg)
-		return
+	id, instance := r.PathValue("id"), r.PostForm.Get("instance")
+	if _, ok := h.act(w, r, opTerminate, id, func(ctx context.Context, op proxy.Operator) (Result, error) {
+		return h.opts.Source.Terminate(ctx, id, instance, op)
+	}); ok {
+		done(w, r, url.Values{"done": {opTerminate}, "id": {id}})
 	}
-	done(w, r, url.Values{"done": {opTerminate}, "id": {id}})
 }
 
 // formTerminateLogin: POST /identities/{login}/terminate.
@@ -213,14 +212,11 @@ func (h *handler) formTerminateLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	login := r.PathValue("login")
-	res, err := h.opts.Source.TerminateLogin(r.Context(), login, callerOf(r).Operator())
-	h.recordAction(r, opTerminateLogin, login, res, err)
-	if err != nil {
-		code, msg := actionError(err, login)
-		h.fail(w, r, code, msg)
-		return
+	if res, ok := h.act(w, r, opTerminateLogin, login, func(ctx context.Context, op proxy.Operator) (Result, error) {
+		return h.opts.Source.TerminateLogin(ctx, login, op)
+	}); ok {
+		done(w, r, url.Values{"done": {opTerminateLogin}, "login": {login}, "n": {strconv.Itoa(len(res.Sessions))}})
 	}
-	done(w, r, url.Values{"done": {opTerminateLogin}, "login": {login}, "n": {strconv.Itoa(len(res.Sessions))}})
 }
 
 // formRevalidate: POST /identities/{login}/revalidate.
@@ -229,14 +225,11 @@ func (h *handler) formRevalidate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	login := r.PathValue("login")
-	res, err := h.opts.Source.Revalidate(r.Context(), login, callerOf(r).Operator())
-	h.recordAction(r, opRevalidate, login, res, err)
-	if err != nil {
-		code, msg := actionError(err, login)
-		h.fail(w, r, code, msg)
-		return
+	if res, ok := h.act(w, r, opRevalidate, login, func(ctx context.Context, op proxy.Operator) (Result, error) {
+		return h.opts.Source.Revalidate(ctx, login, op)
+	}); ok {
+		done(w, r, url.Values{"done": {opRevalidate}, "login": {login}, "n": {strconv.Itoa(res.Checked)}, "closed": {strconv.Itoa(res.Closed)}})
 	}
-	done(w, r, url.Values{"done": {opRevalidate}, "login": {login}, "n": {strconv.Itoa(res.Checked)}, "closed": {strconv.Itoa(res.Closed)}})
 }
 
 // done redirects a form post back to the list (post/redirect/get), which
