@@ -97,35 +97,8 @@ const maxAttempts = 6
 // Run returns an error only if a binary could not be started; test
 // failures are results.
 func (b *Build) Run(ctx context.Context, specs []Spec, opts Options) ([]*RunResult, error) {
-	type job struct {
-		res  *PackageRun
-		spec Spec
-		pkg  string
-		f    filter
-	}
-	results := make([]*RunResult, len(specs))
-	for i, spec := range specs {
-		results[i] = &RunResult{Name: spec.Name, Packages: map[string]*PackageRun{}}
-	}
-	var jobs []job
-	parts := map[*PackageRun][]*PackageRun{} // a package's run → its isolated tests' runs
-	for _, pkg := range b.Packages {
-		isolated := opts.Isolate[pkg]
-		for i, spec := range specs {
-			pr := newPackageRun()
-			results[i].Packages[pkg] = pr
-			jobs = append(jobs, job{pr, spec, pkg, filter{skip: isolated}})
-		}
-		for _, test := range isolated {
-			for i, spec := range specs {
-				part := newPackageRun()
-				main := results[i].Packages[pkg]
-				parts[main] = append(parts[main], part)
-				jobs = append(jobs, job{part, spec, pkg, filter{run: []string{test}}})
-			}
-		}
-	}
-	queue := make(chan job)
+	results, jobs, parts := b.plan(specs, opts)
+	queue := make(chan runJob)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -156,6 +129,43 @@ func (b *Build) Run(ctx context.Context, specs []Spec, opts Options) ([]*RunResu
 		}
 	}
 	return results, firstErr
+}
+
+// runJob is one run of a package's test binary, filling res.
+type runJob struct {
+	res  *PackageRun
+	spec Spec
+	pkg  string
+	f    filter
+}
+
+// plan makes an empty result per spec and the jobs that fill them: per
+// package and spec, one run of everything but the isolated tests, and one
+// run per isolated test, whose results parts maps to the package's run to
+// be merged into.
+func (b *Build) plan(specs []Spec, opts Options) (results []*RunResult, jobs []runJob, parts map[*PackageRun][]*PackageRun) {
+	results = make([]*RunResult, len(specs))
+	for i, spec := range specs {
+		results[i] = &RunResult{Name: spec.Name, Packages: map[string]*PackageRun{}}
+	}
+	parts = map[*PackageRun][]*PackageRun{}
+	for _, pkg := range b.Packages {
+		isolated := opts.Isolate[pkg]
+		for i, spec := range specs {
+			pr := newPackageRun()
+			results[i].Packages[pkg] = pr
+			jobs = append(jobs, runJob{pr, spec, pkg, filter{skip: isolated}})
+		}
+		for _, test := range isolated {
+			for i, spec := range specs {
+				part := newPackageRun()
+				main := results[i].Packages[pkg]
+				parts[main] = append(parts[main], part)
+				jobs = append(jobs, runJob{part, spec, pkg, filter{run: []string{test}}})
+			}
+		}
+	}
+	return results, jobs, parts
 }
 
 func newPackageRun() *PackageRun { return &PackageRun{Tests: map[string]TestResult{}} }
@@ -282,51 +292,16 @@ func (pr *PackageRun) giveUp() {
 // package's source directory (as go test does), converting its output with
 // `go tool test2json` and watching the running tests (see Options.PerTest).
 func (b *Build) runBinary(ctx context.Context, spec Spec, pkg string, f filter, opts Options) (*PackageResult, time.Duration, error) {
-	backstop := opts.Backstop
-	if backstop <= 0 {
-		backstop = 10 * time.Minute
-	}
-	args := []string{"-test.v=test2json", "-test.count=1", "-test.timeout=" + backstop.String()}
-	if opts.Parallel > 0 {
-		args = append(args, fmt.Sprintf("-test.parallel=%d", opts.Parallel))
-	}
-	if len(f.run) > 0 {
-		args = append(args, "-test.run="+namesPattern(f.run))
-	}
-	if len(f.skip) > 0 {
-		args = append(args, "-test.skip="+namesPattern(f.skip))
-	}
-	bin := exec.CommandContext(ctx, b.bins[pkg], args...)
+	bin := exec.CommandContext(ctx, b.bins[pkg], testArgs(f, opts)...)
 	bin.Dir = filepath.Join(b.Suite.Dir, filepath.FromSlash(pkg))
 	bin.Env = spec.Env
 	conv := exec.CommandContext(ctx, orGo(b.Go), "tool", "test2json", "-t", "-p", b.Suite.ImportPath(pkg))
 	conv.Env = spec.Env
-	pr, pw, err := os.Pipe()
+	events, err := startPiped(bin, conv, pkg)
 	if err != nil {
-		return nil, 0, fmt.Errorf("compat: %w", err)
+		return nil, 0, err
 	}
-	bin.Stdout, bin.Stderr = pw, pw // as go test: one stream, in order
-	conv.Stdin = pr
-	events, err := conv.StdoutPipe()
-	if err != nil {
-		pr.Close()
-		pw.Close()
-		return nil, 0, fmt.Errorf("compat: %w", err)
-	}
-	if err := conv.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return nil, 0, fmt.Errorf("compat: go tool test2json: %w", err)
-	}
-	pr.Close() // conv has its copy
 	began := time.Now()
-	if err := bin.Start(); err != nil {
-		pw.Close()
-		conv.Wait()
-		return nil, 0, fmt.Errorf("compat: start %s: %w", pkg, err)
-	}
-	pw.Close() // bin has its copy: test2json sees EOF when bin exits
-
 	p := newParser()
 	w := newWatchdog(opts.PerTest, opts.Slow, bin.Process)
 	stop := w.start()
@@ -349,6 +324,62 @@ func (b *Build) runBinary(ctx context.Context, spec Spec, pkg string, f filter, 
 	case convErr != nil && !errors.As(convErr, &exitErr):
 		return nil, 0, fmt.Errorf("compat: go tool test2json: %w", convErr)
 	}
+	return b.packageResult(p, pkg, binErr, w.stopped()), elapsed, nil
+}
+
+// testArgs are the test binary's flags for f under opts.
+func testArgs(f filter, opts Options) []string {
+	backstop := opts.Backstop
+	if backstop <= 0 {
+		backstop = 10 * time.Minute
+	}
+	args := []string{"-test.v=test2json", "-test.count=1", "-test.timeout=" + backstop.String()}
+	if opts.Parallel > 0 {
+		args = append(args, fmt.Sprintf("-test.parallel=%d", opts.Parallel))
+	}
+	if len(f.run) > 0 {
+		args = append(args, "-test.run="+namesPattern(f.run))
+	}
+	if len(f.skip) > 0 {
+		args = append(args, "-test.skip="+namesPattern(f.skip))
+	}
+	return args
+}
+
+// startPiped starts conv reading bin's combined output (one stream, in
+// order, as go test has it), then bin, and returns conv's output. On error
+// nothing is left running.
+func startPiped(bin, conv *exec.Cmd, pkg string) (io.Reader, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("compat: %w", err)
+	}
+	bin.Stdout, bin.Stderr = pw, pw
+	conv.Stdin = pr
+	events, err := conv.StdoutPipe()
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("compat: %w", err)
+	}
+	if err := conv.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("compat: go tool test2json: %w", err)
+	}
+	pr.Close() // conv has its copy
+	if err := bin.Start(); err != nil {
+		pw.Close()
+		conv.Wait()
+		return nil, fmt.Errorf("compat: start %s: %w", pkg, err)
+	}
+	pw.Close() // bin has its copy: test2json sees EOF when bin exits
+	return events, nil
+}
+
+// packageResult is pkg's result as p parsed it, failed when the binary
+// exited with binErr, with the tests the watchdog stopped as hung.
+func (b *Build) packageResult(p *parser, pkg string, binErr error, stopped []string) *PackageResult {
 	res := p.results()[b.Suite.ImportPath(pkg)]
 	if res == nil {
 		res = &PackageResult{Tests: map[string]TestResult{}, Failed: true, Output: p.results()[""].outputOrEmpty()}
@@ -357,8 +388,8 @@ func (b *Build) runBinary(ctx context.Context, spec Spec, pkg string, f filter, 
 	if binErr != nil {
 		res.exit = binErr.Error()
 	}
-	res.Hung = slices.Compact(slices.Sorted(slices.Values(append(res.Hung, w.stopped()...))))
-	return res, elapsed, nil
+	res.Hung = slices.Compact(slices.Sorted(slices.Values(append(res.Hung, stopped...))))
+	return res
 }
 
 // lastLine returns the last non-blank line of s, for log lines.
