@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -154,20 +153,5 @@ func TestTunnel_FlagErrors(t *testing.T) {
 				t.Errorf("got exit %d, stderr %q; want 2 and %q", code, stderr, tt.wantErr)
 			}
 		})
-	}
-}
-
-func TestTunnel_LocalPortInUse(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), tunnelTestTimeout)
-	defer cancel()
-	spec := tunnelnode.Spec{Hostname: "laptop", StateDir: t.TempDir(), Local: taken.Addr().String(), Target: "waypoint-db:5432"}
-	_, err = tunnelnode.Start(ctx, spec, slog.New(slog.DiscardHandler))
-	if want := "listen on " + taken.Addr().String(); err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("got %v, want an error containing %q (before joining any tailnet)", err, want)
 	}
 }
