@@ -15,9 +15,9 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 )
 
-// Listener is one started listener: its proxy server, its provisioner and
+// listener is one started listener: its proxy server, its provisioner and
 // what they were built on.
-type Listener struct {
+type listener struct {
 	name string
 	prov *provision.Provisioner
 	srv  *proxy.Server
@@ -30,7 +30,7 @@ type Listener struct {
 // network listeners (which the server's Shutdown has usually closed
 // already), audit log, coordination store and provisioner. Shut the server
 // down first. A second Close does nothing.
-func (l *Listener) Close() { l.acquired.unwind() }
+func (l *listener) Close() { l.acquired.unwind() }
 
 // resources opens, one method per step, what a listener is built from, in
 // the order build calls them. A method that opens something returns the
@@ -60,8 +60,8 @@ type serverParts struct {
 // on a cleanup stack as soon as it is acquired. On error everything
 // acquired so far is released, in reverse order, and nothing is left open;
 // on success the stack is the listener's Close. build starts no goroutine.
-func build(ctx context.Context, name string, r resources) (_ *Listener, err error) {
-	l := &Listener{name: name}
+func build(ctx context.Context, name string, r resources) (_ *listener, err error) {
+	l := &listener{name: name}
 	defer func() {
 		if err != nil {
 			l.acquired.unwind()
@@ -107,7 +107,7 @@ func build(ctx context.Context, name string, r resources) (_ *Listener, err erro
 // startListener builds the listener l of cfg and starts serving it: its
 // accept loops, its revalidation (kicked when the tailnet policy changes)
 // and its expired-role cleanup, all stopped by bg and Shutdown.
-func (a *App) startListener(ctx, bg context.Context, cfg *config.Config, l *config.Listener, logger *slog.Logger) (*Listener, error) {
+func (a *App) startListener(ctx, bg context.Context, cfg *config.Config, l *config.Listener, logger *slog.Logger) (*listener, error) {
 	log := logger.With("listener", l.Name)
 	rl, err := build(ctx, l.Name, &live{cfg: cfg, l: l, app: a, logger: logger})
 	if err != nil {

@@ -28,7 +28,7 @@ const joinTimeout = 2 * time.Minute
 // Start returns it; Shutdown stops it.
 type App struct {
 	node      *tailnet.Node
-	listeners []*Listener
+	listeners []*listener
 	metrics   *metrics.Metrics   // nil without [metrics]
 	kicks     []chan struct{}    // one per listener: the tailnet policy changed
 	refusals  *proxy.Refusals    // recent refusals of every listener, for the console
