@@ -12,6 +12,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire/pgwiretest"
+	"github.com/waypoint-proxy/waypoint/internal/server"
 )
 
 // adminPassword is the admin password of the configurations below: the fake
@@ -68,7 +69,7 @@ func TestAdminConnString_BackendAuth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			connString, err := adminConnString(&cfg.Listeners[0])
+			connString, err := server.AdminConnString(&cfg.Listeners[0])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +89,7 @@ func TestAdminConnString_BackendAuth(t *testing.T) {
 }
 
 // TestCheckConnect_BackendAuth runs `waypoint check -connect`, whose admin
-// login is serve's (provision.New with adminConnString), against a fake
+// login is serve's (provision.New with server.AdminConnString), against a fake
 // backend that asks for one authentication method and records the answer.
 // A method backend_auth does not list (by default: cleartext) receives
 // nothing and the check says what to change; a listed one is answered; and

@@ -12,6 +12,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
+	"github.com/waypoint-proxy/waypoint/internal/server"
 )
 
 // checkConnectTimeout bounds `waypoint check -connect` as a whole.
@@ -47,7 +48,7 @@ func checkConnect(cfg *config.Config, databases, schemas []string, stdout io.Wri
 func checkListener(ctx context.Context, l *config.Listener, databases, schemas []string, w io.Writer) bool {
 	pg := l.Postgres
 	fmt.Fprintf(w, "listener %s: admin %s at %s\n", l.Name, pg.AdminUser, l.Backend)
-	connString, err := adminConnString(l)
+	connString, err := server.AdminConnString(l)
 	if err != nil {
 		fmt.Fprintf(w, "  FAIL %v\n", err)
 		return false
@@ -104,7 +105,7 @@ func checkListener(ctx context.Context, l *config.Listener, databases, schemas [
 func passwordEncryptionWarning(ctx context.Context, connString string) string {
 	conn, err := pgx.Connect(ctx, connString)
 	if err != nil {
-		return fmt.Sprintf("could not read password_encryption: %v", explainLoginError(err))
+		return fmt.Sprintf("could not read password_encryption: %v", server.ExplainLoginError(err))
 	}
 	defer conn.Close(ctx)
 	var enc string

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/waypoint-proxy/waypoint/internal/config"
+	"github.com/waypoint-proxy/waypoint/internal/server"
 )
 
 // connectionSlots is what a PostgreSQL server offers ordinary roles:
@@ -53,7 +54,7 @@ func spareSlotsReport(pg *config.Postgres, slots connectionSlots) (info, warn st
 func readConnectionSlots(ctx context.Context, connString string) (connectionSlots, error) {
 	conn, err := pgx.Connect(ctx, connString)
 	if err != nil {
-		return connectionSlots{}, explainLoginError(err)
+		return connectionSlots{}, server.ExplainLoginError(err)
 	}
 	defer conn.Close(ctx)
 	var s connectionSlots

@@ -18,6 +18,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/server"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
 	"github.com/waypoint-proxy/waypoint/internal/tunnel"
@@ -78,7 +79,7 @@ type consoleRig struct {
 
 // consoleInstance is one running Waypoint and where to find it.
 type consoleInstance struct {
-	app       *app
+	app       *server.App
 	hostname  string
 	local     string // the loopback face, host:port
 	tokenFile string
@@ -117,11 +118,11 @@ func (r *consoleRig) start(hostname, extra string) *consoleInstance {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a, err := startApp(ctx, cfg, slog.New(slog.NewTextHandler(in.logs, nil)))
+	a, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(in.logs, nil)))
 	if err != nil {
-		t.Fatalf("startApp %s: %v\n%s", hostname, err, in.logs)
+		t.Fatalf("server.Start %s: %v\n%s", hostname, err, in.logs)
 	}
-	t.Cleanup(func() { a.shutdown(time.Second) })
+	t.Cleanup(func() { a.Shutdown(time.Second) })
 	in.app = a
 	return in
 }
@@ -145,7 +146,7 @@ func (r *consoleRig) waitSeen(c *tailnettest.Client, grant string) {
 	defer cancel()
 	for _, in := range r.apps {
 		for {
-			p, err := in.app.node.WhoIs(ctx, c.Addr().String())
+			p, err := in.app.Node().WhoIs(ctx, c.Addr().String())
 			if err == nil && p.LoginName == c.Login && capsAre(p.Caps, grant) {
 				break
 			}
@@ -168,7 +169,7 @@ func capsAre(caps []json.RawMessage, grant string) bool {
 
 // tailnetAddr is in's tailnet address on port.
 func (in *consoleInstance) tailnetAddr(port int) string {
-	v4, _ := in.app.node.Addrs()
+	v4, _ := in.app.Node().Addrs()
 	return netip.AddrPortFrom(v4, uint16(port)).String()
 }
 

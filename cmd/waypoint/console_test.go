@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +61,7 @@ func TestConsole_CLI(t *testing.T) {
 		t.Fatalf("waypoint sessions (admin): exit %d\n%s%s", code, out, errOut)
 	}
 	t.Logf("waypoint sessions:\n%s", out)
-	for _, want := range []string{"alice@example.com", "cli-laptop", "pg-main", "appdb", "wp_alice_cli_laptop_appdb", "readonly", "relaying", in.app.console.instance} {
+	for _, want := range []string{"alice@example.com", "cli-laptop", "pg-main", "appdb", "wp_alice_cli_laptop_appdb", "readonly", "relaying", in.app.ConsoleInstance()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("waypoint sessions lacks %q:\n%s", want, out)
 		}
@@ -245,12 +244,12 @@ func TestConsole_TwoInstancesThroughRedis(t *testing.T) {
 		for _, s := range ss {
 			where[s.Login] = s.Instance
 		}
-		if where["alice@example.com"] != b.app.console.instance || where["bob@example.com"] != a.app.console.instance {
-			t.Errorf("via %s: sessions on %v, want alice on B (%s) and bob on A (%s)", name, where, b.app.console.instance, a.app.console.instance)
+		if where["alice@example.com"] != b.app.ConsoleInstance() || where["bob@example.com"] != a.app.ConsoleInstance() {
+			t.Errorf("via %s: sessions on %v, want alice on B (%s) and bob on A (%s)", name, where, b.app.ConsoleInstance(), a.app.ConsoleInstance())
 		}
 	}
 	code, out, errOut := cli("sessions", "-console", viaA)
-	if code != 0 || !strings.Contains(out, b.app.console.instance) || !strings.Contains(out, "alice@example.com") {
+	if code != 0 || !strings.Contains(out, b.app.ConsoleInstance()) || !strings.Contains(out, "alice@example.com") {
 		t.Errorf("waypoint sessions via A: exit %d\n%s%s", code, out, errOut)
 	}
 	t.Logf("waypoint sessions via A:\n%s", out)
@@ -274,7 +273,7 @@ func TestConsole_TwoInstancesThroughRedis(t *testing.T) {
 	}
 
 	code, out, errOut = cli("terminate", "-console", viaA, "-json", sessionOf(t, viaA, "alice@example.com"))
-	if code != 0 || !strings.Contains(out, `"instance": "`+b.app.console.instance+`"`) {
+	if code != 0 || !strings.Contains(out, `"instance": "`+b.app.ConsoleInstance()+`"`) {
 		t.Fatalf("waypoint terminate via A of a session on B: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, err := onB.Exec(ctx, "select 1"); !fatal57P01(err) {
@@ -286,7 +285,7 @@ func TestConsole_TwoInstancesThroughRedis(t *testing.T) {
 
 	noLoginsAtRest(t, rs.Addr(), "example.com")
 
-	b.app.shutdown(time.Second) // B leaves the fleet
+	b.app.Shutdown(time.Second) // B leaves the fleet
 	resp, err = http.Get(viaA + "/api/instances")
 	if err != nil {
 		t.Fatal(err)
@@ -336,45 +335,6 @@ func sessionOf(t *testing.T, url, login string) string {
 		t.Fatalf("sessions of %s: %+v, %v", login, ss, err)
 	}
 	return ss[0].ID
-}
-
-// TestConsoleToken: the loopback face's token file is created private,
-// reused, and refused when others could read it or it is too short.
-func TestConsoleToken(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "token")
-	tok, err := consoleToken(path)
-	if err != nil || len(tok) < 16 {
-		t.Fatalf("consoleToken (new file) = %q, %v", tok, err)
-	}
-	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
-		t.Errorf("new token file mode %v, want 0600", st.Mode().Perm())
-	}
-	if again, err := consoleToken(path); err != nil || again != tok {
-		t.Errorf("consoleToken (existing) = %q, %v; want the same token", again, err)
-	}
-	tests := []struct {
-		name, content string
-		mode          os.FileMode
-		want          string
-	}{
-		{"group readable", "0123456789abcdef0123", 0o640, "readable by its owner only"},
-		{"world readable", "0123456789abcdef0123", 0o644, "chmod 600"},
-		{"short", "short", 0o600, "at least 16"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := filepath.Join(dir, tt.name)
-			os.WriteFile(p, []byte(tt.content), tt.mode)
-			os.Chmod(p, tt.mode)
-			if _, err := consoleToken(p); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("consoleToken = %v, want an error containing %q", err, tt.want)
-			}
-		})
-	}
-	if _, err := consoleToken(filepath.Join(dir, "missing-dir", "token")); err == nil {
-		t.Error("consoleToken in a missing directory succeeded")
-	}
 }
 
 func TestTerminate_FlagErrors(t *testing.T) {

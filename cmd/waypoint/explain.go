@@ -12,6 +12,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
+	"github.com/waypoint-proxy/waypoint/internal/server"
 )
 
 // maxGrantBytes bounds the grant JSON explain reads.
@@ -88,7 +89,7 @@ func explain(f explainFlags, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	eff, err := authz.Decide(peer, req, listenerPolicy(cfg, l))
+	eff, err := authz.Decide(peer, req, server.ListenerPolicy(cfg, l))
 	if err != nil {
 		fmt.Fprintf(stdout, "decision: DENY\n  %v\n  the client would see: %s\n", err, clientMessage(err))
 		return 1
@@ -123,19 +124,6 @@ func pickListener(cfg *config.Config, name string) (*config.Listener, error) {
 		return nil, errors.New("the configuration has no postgres listener")
 	}
 	return nil, fmt.Errorf("no listener named %q in the configuration", name)
-}
-
-// listenerPolicy is the authorization policy serve applies on l.
-func listenerPolicy(cfg *config.Config, l *config.Listener) authz.Policy {
-	return authz.Policy{
-		DefaultLimits: authz.Limits{
-			MaxConns:        cfg.Defaults.Limits.MaxConnsPerUser,
-			MaxConnDuration: cfg.Defaults.Limits.MaxConnDuration,
-			MaxBytesPerConn: cfg.Defaults.Limits.MaxBytesPerConn,
-		},
-		AllowRawSQL:   l.EffectiveAllowRawSQL(cfg.Provisioning.AllowRawSQL),
-		AdminDatabase: l.Postgres.AdminDatabase,
-	}
 }
 
 // readGrant reads the grant JSON from path ("-" = stdin), at most

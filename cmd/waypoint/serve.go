@@ -10,9 +10,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/config"
+	"github.com/waypoint-proxy/waypoint/internal/server"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -49,7 +49,7 @@ func serve(cfg *config.Config, logger *slog.Logger) int {
 		<-sigs
 		cancel()
 	}()
-	a, err := startApp(ctx, cfg, logger)
+	a, err := server.Start(ctx, cfg, logger)
 	if err != nil {
 		logger.Error("waypoint could not start", "err", err)
 		return 1
@@ -57,7 +57,7 @@ func serve(cfg *config.Config, logger *slog.Logger) int {
 	<-ctx.Done()
 	logger.Info("shutting down: no new connections; draining open sessions", "drain_timeout", cfg.Shutdown.DrainTimeout)
 	done := make(chan int, 1)
-	go func() { done <- a.shutdown(cfg.Shutdown.DrainTimeout) }()
+	go func() { done <- a.Shutdown(cfg.Shutdown.DrainTimeout) }()
 	select {
 	case closed := <-done:
 		logger.Info("stopped", "sessions_closed_at_drain_timeout", closed)
@@ -81,12 +81,4 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, errors.New("-log-format must be text or json")
-}
-
-// withTimeout is context.WithTimeout that treats d <= 0 as "no deadline".
-func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if d <= 0 {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, d)
 }

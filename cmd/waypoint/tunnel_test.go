@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +12,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/waypoint-proxy/waypoint/internal/config"
+	"github.com/waypoint-proxy/waypoint/internal/demo"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/server"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet/devnet"
+	"github.com/waypoint-proxy/waypoint/internal/tunnelnode"
 )
 
 const tunnelTestTimeout = 2 * time.Minute
@@ -46,7 +48,7 @@ backend_tls = "disable"
 
 // startTestApp starts Waypoint on dn in front of c; it is shut down at the
 // test's cleanup.
-func startTestApp(t *testing.T, dn *devnet.Net, c *pgtest.Cluster) *app {
+func startTestApp(t *testing.T, dn *devnet.Net, c *pgtest.Cluster) *server.App {
 	t.Helper()
 	text := fmt.Sprintf(tunnelTestConfig, t.TempDir(), dn.AuthKey(), dn.ControlURL, c.Addr(), c.AdminPassword)
 	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
@@ -55,11 +57,11 @@ func startTestApp(t *testing.T, dn *devnet.Net, c *pgtest.Cluster) *app {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), tunnelTestTimeout)
 	defer cancel()
-	a, err := startApp(ctx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	a, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err != nil {
-		t.Fatalf("startApp: %v", err)
+		t.Fatalf("server.Start: %v", err)
 	}
-	t.Cleanup(func() { a.shutdown(time.Second) })
+	t.Cleanup(func() { a.Shutdown(time.Second) })
 	return a
 }
 
@@ -83,7 +85,7 @@ func TestTunnel_EndToEnd(t *testing.T) {
 	t.Cleanup(func() { dn.Close() })
 	a := startTestApp(t, dn, c)
 
-	tun, err := startTunnel(ctx, tunnelSpec{
+	tun, err := tunnelnode.Start(ctx, tunnelnode.Spec{
 		Hostname:   "ci-runner",
 		StateDir:   t.TempDir(),
 		AuthKey:    dn.AuthKey(),
@@ -93,7 +95,7 @@ func TestTunnel_EndToEnd(t *testing.T) {
 		Target:     "waypoint-db:5432", // by MagicDNS name, as a user would
 	}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err != nil {
-		t.Fatalf("startTunnel: %v", err)
+		t.Fatalf("tunnelnode.Start: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := tun.Close(); err != nil {
@@ -103,7 +105,7 @@ func TestTunnel_EndToEnd(t *testing.T) {
 	grantTunnel(t, ctx, dn, a, tun, "alice@example.com",
 		`{"backends":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readonly"]}}}}}}`)
 
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://anyone:ignored@%s/appdb?sslmode=disable", tun.local))
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://anyone:ignored@%s/appdb?sslmode=disable", tun.Local()))
 	if err != nil {
 		t.Fatalf("connect through the tunnel: %v", err)
 	}
@@ -120,16 +122,16 @@ func TestTunnel_EndToEnd(t *testing.T) {
 
 // grantTunnel makes the tunnel's node belong to login with grant and waits
 // until Waypoint's node sees it.
-func grantTunnel(t *testing.T, ctx context.Context, dn *devnet.Net, a *app, tun *runningTunnel, login, grant string) {
+func grantTunnel(t *testing.T, ctx context.Context, dn *devnet.Net, a *server.App, tun *tunnelnode.Tunnel, login, grant string) {
 	t.Helper()
-	v4, _ := tun.node.Addrs()
+	v4, _ := tun.Node().Addrs()
 	if err := dn.SetIdentity(v4, login); err != nil {
 		t.Fatal(err)
 	}
 	if err := dn.SetGrant(v4, tailnet.DefaultCapability, json.RawMessage(grant)); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitForPeer(ctx, a.node, v4, login); err != nil {
+	if err := demo.WaitForPeer(ctx, a.Node(), v4, login); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -151,20 +153,5 @@ func TestTunnel_FlagErrors(t *testing.T) {
 				t.Errorf("got exit %d, stderr %q; want 2 and %q", code, stderr, tt.wantErr)
 			}
 		})
-	}
-}
-
-func TestTunnel_LocalPortInUse(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), tunnelTestTimeout)
-	defer cancel()
-	spec := tunnelSpec{Hostname: "laptop", StateDir: t.TempDir(), Local: taken.Addr().String(), Target: "waypoint-db:5432"}
-	_, err = startTunnel(ctx, spec, slog.New(slog.DiscardHandler))
-	if want := "listen on " + taken.Addr().String(); err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("got %v, want an error containing %q (before joining any tailnet)", err, want)
 	}
 }

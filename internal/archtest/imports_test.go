@@ -43,7 +43,14 @@ var internalDeps = map[string][]string{
 	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
 	"internal/compat":      {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
 	"internal/console":     {"internal/identity", "internal/authz", "internal/proxy", "internal/coord", "internal/httpserve"},
-	"internal/bench":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
+	// internal/server is what `waypoint serve` runs: it builds every stage
+	// from the configuration, as main did.
+	"internal/server": {"internal/config", "internal/tailnet", "internal/certs", "internal/audit", "internal/authz", "internal/coord", "internal/metrics", "internal/pgwire", "internal/provision", "internal/proxy", "internal/console"},
+	// internal/tunnelnode is a tunnel's lifecycle: its own tailnet node in
+	// front of internal/tunnel's data path, which stays standard-library only.
+	"internal/tunnelnode": {"internal/tailnet", "internal/tunnel"},
+	"internal/demo":       {"internal/config", "internal/pgdemo", "internal/server", "internal/tailnet", "internal/tunnelnode"},
+	"internal/bench":      {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
 }
 
 // restricted maps an import-path prefix to the only packages allowed to import

@@ -319,29 +319,36 @@ func (p *Provisioner) forgetLeases(ctx context.Context) {
 	}
 }
 
-// RunCleanup runs Cleanup now and then every interval until ctx is done.
-// Each pass is bounded by interval (or a minute, if longer). Results go to
-// the logger and the counters.
-func (p *Provisioner) RunCleanup(ctx context.Context, interval time.Duration) {
+// RunCleanup runs Cleanup every interval until ctx is done, and returns
+// when it is. An interval <= 0 disables the sweep: RunCleanup returns at
+// once. The first pass runs one interval after the call, not at once; each
+// pass is bounded by interval. After every pass, report (when not nil)
+// receives its result and error, a pass cut short by ctx included. A failed
+// pass is logged as a warning, and a pass that dropped or deactivated a
+// role, or failed on one, as info.
+func (p *Provisioner) RunCleanup(ctx context.Context, interval time.Duration, report func(CleanupResult, error)) {
 	if interval <= 0 {
-		interval = 5 * time.Minute
+		return
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		pass, cancel := context.WithTimeout(ctx, max(interval, time.Minute))
-		res, err := p.Cleanup(pass)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("cleanup pass failed", "err", err)
-		} else if len(res.Dropped)+len(res.Deactivated)+len(res.SkippedActive)+res.Errors > 0 {
-			p.log.Info("cleanup pass", "dropped", len(res.Dropped), "deactivated", len(res.Deactivated),
-				"skipped_active", len(res.SkippedActive), "errors", res.Errors)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		pass, cancel := context.WithTimeout(ctx, interval)
+		res, err := p.Cleanup(pass)
+		cancel()
+		if report != nil {
+			report(res, err)
+		}
+		if err != nil {
+			p.log.Warn("cleanup failed", "err", err)
+		} else if len(res.Dropped)+len(res.Deactivated) > 0 || res.Errors > 0 {
+			p.log.Info("cleanup", "dropped", len(res.Dropped), "deactivated", len(res.Deactivated),
+				"kept_in_use", len(res.SkippedActive), "errors", res.Errors)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -11,23 +11,23 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// demoCheckTimeout bounds one self-check step (connect and query).
-const demoCheckTimeout = 30 * time.Second
+// checkTimeout bounds one self-check step (connect and query).
+const checkTimeout = 30 * time.Second
 
 // sqlstateInsufficientPrivilege is PostgreSQL's "permission denied".
 const sqlstateInsufficientPrivilege = "42501"
 
-// demoCheck is one self-check step: it returns a short detail on success.
-type demoCheck struct {
+// check is one self-check step: it returns a short detail on success.
+type check struct {
 	name string
 	run  func(ctx context.Context) (string, error)
 }
 
 // selfCheck runs what printTryIt suggests, through the users' local ports,
 // printing ✓ or ✗ for each step. It reports whether all passed.
-func (d *demo) selfCheck(ctx context.Context) bool {
+func (d *instance) selfCheck(ctx context.Context) bool {
 	alice, bob := d.users[0], d.users[1]
-	checks := []demoCheck{
+	checks := []check{
 		{"alice can INSERT into notes", func(ctx context.Context) (string, error) {
 			var role string
 			err := queryAs(ctx, alice.connString(""), "INSERT INTO notes (body) VALUES ('self-check: hello from alice') RETURNING author", &role)
@@ -59,7 +59,7 @@ func (d *demo) selfCheck(ctx context.Context) bool {
 	fmt.Fprintln(d.out, "\nSelf-check, through the same local ports:")
 	passed := 0
 	for _, c := range checks {
-		cctx, cancel := context.WithTimeout(ctx, demoCheckTimeout)
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 		detail, err := c.run(cctx)
 		cancel()
 		if err != nil {
@@ -86,7 +86,7 @@ func queryAs(ctx context.Context, connString, sql string, dest ...any) error {
 
 // wantDenied turns the outcome of a statement that must be refused into a
 // check result: success when PostgreSQL said exactly what the banner quotes
-// (demoDenied, SQLSTATE 42501).
+// (denied, SQLSTATE 42501).
 func wantDenied(err error) (string, error) {
 	if err == nil {
 		return "", errors.New("it succeeded, want permission denied")
@@ -95,11 +95,11 @@ func wantDenied(err error) (string, error) {
 		SQLState() string
 		error
 	}
-	// pgconn's PgError reads "ERROR: <message> (SQLSTATE 42501)"; cmd may
+	// pgconn's PgError reads "ERROR: <message> (SQLSTATE 42501)"; this package may
 	// not import pgconn (archtest), so the message is matched in that text.
 	if errors.As(err, &pgErr) && pgErr.SQLState() == sqlstateInsufficientPrivilege &&
-		strings.Contains(pgErr.Error(), ": "+demoDenied+" (SQLSTATE") {
+		strings.Contains(pgErr.Error(), ": "+denied+" (SQLSTATE") {
 		return pgErr.Error(), nil
 	}
-	return "", fmt.Errorf("got %w, want %q (SQLSTATE %s)", err, demoDenied, sqlstateInsufficientPrivilege)
+	return "", fmt.Errorf("got %w, want %q (SQLSTATE %s)", err, denied, sqlstateInsufficientPrivilege)
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -37,7 +37,7 @@ func (c *consoleRun) close() {
 // Waypoint's own node, authorized by WhoIs and the caller's grant, and the
 // loopback face, authorized by the token file. With [redis] it joins the
 // fleet of instances sharing it, so every instance's sessions are shown.
-func (a *app) startConsole(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+func (a *App) startConsole(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	cc := cfg.Console
 	if cc == nil {
 		return nil
@@ -63,7 +63,7 @@ func (a *app) startConsole(ctx context.Context, cfg *config.Config, logger *slog
 
 // newHub builds the console's view of this instance and, with [redis],
 // of the fleet.
-func (a *app) newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (*console.Hub, *consoleRun, error) {
+func (a *App) newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (*console.Hub, *consoleRun, error) {
 	servers := make([]console.Server, 0, len(a.listeners))
 	for _, l := range a.listeners {
 		servers = append(servers, l.srv)
@@ -92,7 +92,7 @@ func (a *app) newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 
 // serveConsoleTailnet serves the console on the tailnet port, answering to
 // the node's names and its addresses.
-func (a *app) serveConsoleTailnet(ctx context.Context, cfg *config.Config, hub *console.Hub, log *slog.Logger) error {
+func (a *App) serveConsoleTailnet(ctx context.Context, cfg *config.Config, hub *console.Hub, log *slog.Logger) error {
 	hosts := []string{cfg.Tailscale.Hostname}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if name := a.node.DNSName(dctx); name != "" {
@@ -120,7 +120,7 @@ func (a *app) serveConsoleTailnet(ctx context.Context, cfg *config.Config, hub *
 
 // serveConsoleLocal serves the console on loopback, for whoever holds the
 // token in local_token_file.
-func (a *app) serveConsoleLocal(ctx context.Context, cc *config.Console, hub *console.Hub, title string, log *slog.Logger) error {
+func (a *App) serveConsoleLocal(ctx context.Context, cc *config.Console, hub *console.Hub, title string, log *slog.Logger) error {
 	token, err := consoleToken(cc.LocalTokenFile)
 	if err != nil {
 		return err
@@ -143,7 +143,7 @@ func (a *app) serveConsoleLocal(ctx context.Context, cc *config.Console, hub *co
 }
 
 // serveHTTP serves h on ln until ctx is done.
-func (a *app) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) {
+func (a *App) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
