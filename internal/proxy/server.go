@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/waypoint-proxy/waypoint/internal/acceptloop"
 	"github.com/waypoint-proxy/waypoint/internal/audit"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/coord"
@@ -113,7 +114,9 @@ type Server struct {
 	keys   *cancelKeys
 	spares *sparePool
 	nextID atomic.Uint64
-	passes atomic.Uint64 // revalidation passes begun; see watch
+	passes atomic.Uint64   // revalidation passes begun; see watch
+	done   context.Context // done once Shutdown begins: ends Serve's accept loops
+	stop   context.CancelFunc
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -156,8 +159,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Coord == nil {
 		opts.Coord = coord.NewMemory()
 	}
+	done, stop := context.WithCancel(context.Background())
 	s := &Server{
 		opts:      opts,
+		done:      done,
+		stop:      stop,
 		log:       log.With("listener", opts.Listener),
 		keys:      newCancelKeys(),
 		spares:    newSparePool(opts.Spares),
@@ -173,45 +179,31 @@ var ErrServerClosed = errors.New("proxy: server closed")
 
 // Serve accepts connections on ln until ln fails permanently or the server is
 // shut down, and serves each on its own goroutine. Temporary accept errors
-// are retried with backoff. Serve closes ln when it returns.
+// are retried with backoff (acceptloop), which shutdown cuts short. Serve
+// closes ln when it returns.
 func (s *Server) Serve(ln net.Listener) error {
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
-	var backoff time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = nextBackoff(backoff)
-				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return fmt.Errorf("accept: %w", err)
-		}
-		backoff = 0
+	err := acceptloop.Run(s.done, ln, func(conn net.Conn) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.serveConn(conn)
 		}()
+	}, acceptloop.Options{OnRetry: func(err error, backoff time.Duration) {
+		s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+	}})
+	if s.isClosing() {
+		return ErrServerClosed
 	}
+	return fmt.Errorf("accept: %w", err)
 }
 
-func nextBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 5 * time.Millisecond
-	}
-	return min(2*d, time.Second)
-}
-
+// track records ln so that Shutdown closes it at once; it reports false,
+// tracking nothing, once the server is closing.
 func (s *Server) track(ln net.Listener) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -242,6 +234,7 @@ func (s *Server) isClosing() bool {
 func (s *Server) Shutdown(ctx context.Context) (closed int) {
 	s.mu.Lock()
 	s.closing = true
+	s.stop() // ends accept backoffs; the listeners are closed here, before Shutdown returns
 	for ln := range s.listeners {
 		ln.Close()
 	}
