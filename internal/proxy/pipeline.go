@@ -128,7 +128,9 @@ func (s *Server) readStartup(ctx context.Context, sess *session) error {
 	return nil
 }
 
-// decide applies the caller's grant to the requested database.
+// decide applies the caller's grant to the requested database, within the
+// preset the client asked for (waypoint_presets), which it keeps on sess
+// for revalidation.
 func (s *Server) decide(sess *session) error {
 	defer s.stageDone(metrics.StageDecide, time.Now())
 	maxPreset, _, err := authz.PresetRequest(sess.client.Params)
@@ -136,6 +138,7 @@ func (s *Server) decide(sess *session) error {
 		s.opts.Metrics.Refused(s.opts.Listener, authz.BadPresetRequest.String())
 		return &stageError{kind: KindDenied, msg: err.Error(), hint: presetRequestHint, err: err}
 	}
+	sess.maxPreset = maxPreset
 	eff, err := authz.Decide(sess.peer, authz.Request{
 		Listener:  s.opts.Listener,
 		Database:  sess.client.Params["database"],

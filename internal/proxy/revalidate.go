@@ -146,7 +146,7 @@ func (s *Server) recheck(ctx context.Context, sess *session) (authz.Effective, e
 	cur := sess.effective()
 	maxPreset := authz.Preset("")
 	if cur.PresetLimited {
-		maxPreset = s.requestedPreset(sess)
+		maxPreset = sess.maxPreset
 	}
 	eff, err := authz.Decide(peer, authz.Request{Listener: s.opts.Listener, Database: cur.Database, MaxPreset: maxPreset}, s.opts.Policy)
 	if err != nil {
@@ -158,12 +158,6 @@ func (s *Server) recheck(ctx context.Context, sess *session) (authz.Effective, e
 		return authz.Effective{}, failMsg(KindRevoked, msg, err)
 	}
 	return eff, nil
-}
-
-// requestedPreset is the preset the client asked for at startup.
-func (s *Server) requestedPreset(sess *session) authz.Preset {
-	p, _, _ := authz.PresetRequest(sess.client.Params)
-	return p
 }
 
 // changed reports whether the privileges of two decisions differ.
