@@ -134,7 +134,7 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 	srv, err := proxy.New(proxy.Options{
 		Listener:    l.Name,
 		Resolver:    a.node,
-		Provisioner: prov,
+		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
 		Backend: proxy.Backend{
 			Addr:    l.Backend,
 			TLS:     string(l.Postgres.BackendTLS),
@@ -154,7 +154,7 @@ func (a *app) startListener(ctx, bg context.Context, cfg *config.Config, l *conf
 			Max:         l.Postgres.MaxSpareBackends,
 			IdleTimeout: l.Postgres.SpareIdleTimeout,
 		},
-		Refusals:         a.refusals,
+		Refusals: a.refusals,
 	})
 	if err != nil {
 		rl.close()

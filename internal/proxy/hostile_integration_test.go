@@ -20,7 +20,6 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
-	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
 )
@@ -461,14 +460,14 @@ type recordingProvisioner struct {
 	passwords []string
 }
 
-func (p *recordingProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*provision.Lease, error) {
-	l, err := p.Provisioner.Ensure(ctx, peer, eff)
-	if l != nil {
+func (p *recordingProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (proxy.Credentials, error) {
+	cred, err := p.Provisioner.Ensure(ctx, peer, eff)
+	if err == nil {
 		p.mu.Lock()
-		p.passwords = append(p.passwords, l.Password)
+		p.passwords = append(p.passwords, cred.Password)
 		p.mu.Unlock()
 	}
-	return l, err
+	return cred, err
 }
 
 // TestHostile_PasswordsNeverLeak: the provisioned roles' passwords appear

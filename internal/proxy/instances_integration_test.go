@@ -49,7 +49,7 @@ func redisRig(t *testing.T, pg *pgtest.Cluster, redisAddr string) (*rig, *instan
 	}
 	t.Cleanup(prov.Close)
 	srv, err := proxy.New(proxy.Options{
-		Listener: listenerName, Resolver: node, Provisioner: prov,
+		Listener: listenerName, Resolver: node, Provisioner: proxy.RoleProvisioner{Provisioner: prov},
 		Backend: proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
 		Logger:  slog.New(slog.NewTextHandler(r.logs, nil)),
 		Coord:   newStore(),

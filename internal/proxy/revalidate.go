@@ -12,9 +12,10 @@ import (
 )
 
 // LiveProvisioner is implemented by provisioners that can change a live
-// session's role. *provision.Provisioner implements it; when the configured
-// Provisioner does not, revalidation can still close sessions but cannot
-// reconcile a downgrade in place or terminate backend sessions.
+// session's role. RoleProvisioner implements it, and so may a test's fake;
+// when the configured Provisioner does not, revalidation can still close
+// sessions but cannot reconcile a downgrade in place or terminate backend
+// sessions.
 type LiveProvisioner interface {
 	// Reconcile applies eff's privileges to the peer's role without
 	// rotating its password.

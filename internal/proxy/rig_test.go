@@ -73,7 +73,7 @@ func newRigWith(t *testing.T, pg *pgtest.Cluster, provMod func(*provision.Option
 	opts := proxy.Options{
 		Listener:    listenerName,
 		Resolver:    node,
-		Provisioner: prov,
+		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
 		Backend:     proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
 		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
 		Policy:      authz.Policy{AdminDatabase: "postgres"},

@@ -31,12 +31,49 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 )
 
-// Provisioner creates or updates the backend role for a caller. It is
-// implemented by *provision.Provisioner; tests may pass a fake.
+// Provisioner creates or updates the backend role for a caller.
+// RoleProvisioner adapts a *provision.Provisioner; tests pass fakes. A
+// Provisioner that is also a LiveProvisioner lets revalidation change or
+// end live sessions' roles.
 type Provisioner interface {
-	// Ensure returns credentials for peer's role on eff.Database. The caller
-	// must Release the lease once its upstream login has finished.
-	Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*provision.Lease, error)
+	// Ensure returns credentials for peer's role on eff.Database, with
+	// exactly the privileges eff implies. The proxy calls their Release
+	// once its upstream login with them has finished.
+	Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (Credentials, error)
+}
+
+// Credentials are a login Provisioner.Ensure prepared.
+type Credentials struct {
+	Role     string // the backend role to log in as
+	Password string // its password
+	// Release ends the provisioner's hold on the password (no other
+	// rotation may change it before the login that uses it). The proxy
+	// calls it exactly once, after the login, whether it succeeded or not;
+	// it must not block. Nil means there is nothing to release.
+	Release func()
+}
+
+// release calls c.Release, if any.
+func (c Credentials) release() {
+	if c.Release != nil {
+		c.Release()
+	}
+}
+
+// RoleProvisioner adapts a *provision.Provisioner to Provisioner (Ensure's
+// Lease becomes Credentials whose Release releases it) and to
+// LiveProvisioner (its Reconcile, Terminate and Touch, by embedding).
+type RoleProvisioner struct {
+	*provision.Provisioner
+}
+
+// Ensure is provision.Provisioner.Ensure, its Lease as Credentials.
+func (p RoleProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (Credentials, error) {
+	lease, err := p.Provisioner.Ensure(ctx, peer, eff)
+	if err != nil {
+		return Credentials{}, err
+	}
+	return Credentials{Role: lease.Role, Password: lease.Password, Release: lease.Release}, nil
 }
 
 // Backend says how to reach and log in to the real PostgreSQL server.
@@ -64,7 +101,8 @@ type Options struct {
 	Listener string
 	// Resolver identifies the caller of each connection (tailnet WhoIs).
 	Resolver identity.Resolver
-	// Provisioner creates the caller's backend role.
+	// Provisioner creates the caller's backend role: RoleProvisioner in
+	// production. When it is also a LiveProvisioner, revalidation uses it.
 	Provisioner Provisioner
 	// Backend is the PostgreSQL server connections are relayed to.
 	Backend Backend

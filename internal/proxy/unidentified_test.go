@@ -20,7 +20,6 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
-	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 )
 
@@ -34,9 +33,9 @@ func (r failingResolver) WhoIs(context.Context, string) (identity.Peer, error) {
 // countingProvisioner counts Ensure calls and provisions nothing.
 type countingProvisioner struct{ calls atomic.Int32 }
 
-func (p *countingProvisioner) Ensure(context.Context, identity.Peer, authz.Effective) (*provision.Lease, error) {
+func (p *countingProvisioner) Ensure(context.Context, identity.Peer, authz.Effective) (proxy.Credentials, error) {
 	p.calls.Add(1)
-	return nil, errors.New("countingProvisioner provisions nothing")
+	return proxy.Credentials{}, errors.New("countingProvisioner provisions nothing")
 }
 
 // unidentifiedServer serves a listener on loopback whose WhoIs fails with
