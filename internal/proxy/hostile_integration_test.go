@@ -260,15 +260,12 @@ func TestHostile_CancelRequests(t *testing.T) {
 	}
 	for _, k := range keys {
 		t.Run(k.name, func(t *testing.T) {
-			done := make(chan error, 1)
-			go func() {
-				_, err := victim.Exec(context.Background(), "select pg_sleep(1)")
-				done <- err
-			}()
-			time.Sleep(200 * time.Millisecond)
+			done := runQuery(victim, "select pg_sleep(3)")
+			started := waitPgSleep(t, h.pg, pid)
 			for range 20 {
 				sendCancel(t, h.rig, h.mallory, k.pid, k.secret)
 			}
+			stillSleeping(t, h.pg, pid, started)
 			if err := <-done; err != nil {
 				t.Fatalf("the victim's query failed after a hostile CancelRequest: %v", err)
 			}

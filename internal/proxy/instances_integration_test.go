@@ -169,12 +169,8 @@ func TestIntegration_Instances_CancelRouted(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	pid, secret := conn.PgConn().PID(), conn.PgConn().SecretKey()
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.Exec(context.Background(), "select pg_sleep(30)")
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond)
+	done := runQuery(conn, "select pg_sleep(30)")
+	waitPgSleep(t, pg, pid)
 	sendCancelTo(t, r, b.addr, alice, pid, secret)
 	select {
 	case err := <-done:

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestIntegration_Proxy_BackendPID(t *testing.T) {
 
 		t.Run("cancel with the issued key", func(t *testing.T) {
 			done := runQuery(conn, "select pg_sleep(30)")
-			time.Sleep(300 * time.Millisecond)
+			waitPgSleep(t, pg, pid)
 			sendCancel(t, r, alice, pid, conn.PgConn().SecretKey())
 			select {
 			case err := <-done:
@@ -82,11 +83,12 @@ func TestIntegration_Proxy_BackendPID(t *testing.T) {
 			}
 			for _, w := range wrong {
 				t.Run(w.name, func(t *testing.T) {
-					done := runQuery(conn, "select pg_sleep(1.5)")
-					time.Sleep(300 * time.Millisecond)
+					done := runQuery(conn, "select pg_sleep(3)")
+					started := waitPgSleep(t, pg, pid)
 					for range 10 {
 						sendCancel(t, r, alice, pid, w.secret)
 					}
+					stillSleeping(t, pg, pid, started)
 					if err := <-done; err != nil {
 						t.Fatalf("the query failed after CancelRequests with pid %d and a wrong secret: %v", pid, err)
 					}
@@ -120,4 +122,38 @@ func runQuery(conn *pgx.Conn, sql string) <-chan error {
 		done <- err
 	}()
 	return done
+}
+
+// sleepingSQL finds the backend with process ID $1 inside pg_sleep and
+// returns when its query started. "active" alone is not enough: with the
+// extended protocol a backend is active from Parse on, and a cancel that
+// arrives between Parse and Execute is lost.
+const sleepingSQL = `SELECT query_start FROM pg_stat_activity
+ WHERE pid = $1 AND state = 'active' AND wait_event = 'PgSleep'`
+
+// waitPgSleep waits until the backend with process ID pid is inside
+// pg_sleep, so that a CancelRequest sent now reaches a running query, and
+// returns the query's start time (see stillSleeping).
+func waitPgSleep(t *testing.T, pg *pgtest.Cluster, pid uint32) time.Time {
+	t.Helper()
+	admin := pg.Super(t, "postgres")
+	var started time.Time
+	waitFor(t, fmt.Sprintf("backend %d to be inside pg_sleep", pid), func() bool {
+		err := admin.QueryRow(context.Background(), sleepingSQL, int32(pid)).Scan(&started)
+		return err == nil
+	})
+	return started
+}
+
+// stillSleeping fails the test unless the backend with process ID pid is
+// still inside the pg_sleep that started at started: what was sent to it
+// since waitPgSleep arrived while the query ran, so a negative cancel test
+// proves something.
+func stillSleeping(t *testing.T, pg *pgtest.Cluster, pid uint32, started time.Time) {
+	t.Helper()
+	var now time.Time
+	err := pg.Super(t, "postgres").QueryRow(context.Background(), sleepingSQL, int32(pid)).Scan(&now)
+	if err != nil || !now.Equal(started) {
+		t.Fatalf("backend %d is no longer in the pg_sleep that began at %v (%v): the cancels arrived too late to prove anything; lengthen the sleep", pid, started, err)
+	}
 }

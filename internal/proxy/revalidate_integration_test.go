@@ -166,7 +166,14 @@ func TestIntegration_Revalidation_LimitsLowered(t *testing.T) {
 		r := newRig(t, pg, nil)
 		alice := r.client("limits-duration@example.com", "laptop", withLimits(`"max_conn_duration":"1h"`))
 		old := r.mustConnect(alice, "appdb", nil)
-		time.Sleep(3500 * time.Millisecond)
+		sessions := r.srv.Sessions()
+		if len(sessions) != 1 {
+			t.Fatalf("Sessions() = %+v, want the one just opened", sessions)
+		}
+		began := sessions[0].Started
+		waitFor(t, "the first session to be older than the 3 s limit to come", func() bool {
+			return time.Since(began) > 3500*time.Millisecond
+		})
 		fresh := r.mustConnect(alice, "appdb", nil)
 		r.grant(alice, withLimits(`"max_conn_duration":"3s"`))
 		lowered := time.Now()

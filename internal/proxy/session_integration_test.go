@@ -117,8 +117,9 @@ func TestIntegration_Proxy_TLS(t *testing.T) {
 }
 
 // TestIntegration_Proxy_CancelFromPgx: cancelling the context of a running
-// pg_sleep sends a CancelRequest through Waypoint, which forwards it with the
-// backend's real key: the query fails with 57014 quickly.
+// pg_sleep (the backend is inside it) sends a CancelRequest through
+// Waypoint, which forwards it with the backend's real key: the query fails
+// with 57014 quickly.
 func TestIntegration_Proxy_CancelFromPgx(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
 		r := newRig(t, pg, nil)
@@ -134,15 +135,22 @@ func TestIntegration_Proxy_CancelFromPgx(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close(context.Background())
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := conn.Exec(ctx, "select pg_sleep(30)")
+			done <- err
+		}()
+		waitPgSleep(t, pg, conn.PgConn().PID())
 		start := time.Now()
-		_, err = conn.Exec(ctx, "select pg_sleep(30)")
+		cancel()
+		err = <-done
 		elapsed := time.Since(start)
 		if got := sqlstate(err); got != "57014" {
 			t.Fatalf("got %v (SQLSTATE %q), want 57014 query_canceled", err, got)
 		}
-		t.Logf("pg_sleep(30) cancelled after %v", elapsed.Round(time.Millisecond))
+		t.Logf("pg_sleep(30) cancelled %v after the context was", elapsed.Round(time.Millisecond))
 		if elapsed > 10*time.Second {
 			t.Errorf("cancel took %v; the query was not cancelled by the CancelRequest", elapsed)
 		}
@@ -166,13 +174,10 @@ func TestIntegration_Proxy_CancelFromOtherNodeIgnored(t *testing.T) {
 	defer conn.Close(ctx)
 	pid, secret := conn.PgConn().PID(), conn.PgConn().SecretKey()
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.Exec(ctx, "select pg_sleep(3)")
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond)
+	done := runQuery(conn, "select pg_sleep(3)")
+	started := waitPgSleep(t, pg, pid)
 	sendCancel(t, r, mallory, pid, secret)
+	stillSleeping(t, pg, pid, started)
 	if err := <-done; err != nil {
 		t.Fatalf("alice's query failed after mallory's cancel: %v", err)
 	}
@@ -310,14 +315,20 @@ func TestIntegration_Proxy_Psql(t *testing.T) {
 
 		t.Run("cancel", func(t *testing.T) {
 			host, port, _ := strings.Cut(aliceAddr, ":")
-			dsn := fmt.Sprintf("host=%s port=%s dbname=appdb user=ignored sslmode=disable", host, port)
+			dsn := fmt.Sprintf("host=%s port=%s dbname=appdb user=ignored sslmode=disable application_name=psql-cancel", host, port)
 			cmd := exec.Command(psql, "-X", "-c", "select pg_sleep(30)", dsn)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(1500 * time.Millisecond)
+			defer cmd.Process.Kill()
+			admin := pg.Super(t, "postgres")
+			var pid uint32
+			waitFor(t, "psql's session on the backend", func() bool {
+				return admin.QueryRow(context.Background(), "SELECT pid FROM pg_stat_activity WHERE application_name = 'psql-cancel'").Scan(&pid) == nil
+			})
+			waitPgSleep(t, pg, pid)
 			start := time.Now()
 			cmd.Process.Signal(syscall.SIGINT)
 			waitErr := make(chan error, 1)
