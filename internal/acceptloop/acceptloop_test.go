@@ -147,17 +147,7 @@ func TestRun_ShutdownEndsBackoff(t *testing.T) {
 		t.Fatal("Run did not report the temporary error")
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: got %v, want nil after shutdown", err)
-		}
-	case <-time.After(liveness):
-		t.Fatal("Run kept sleeping after shutdown")
-	}
-	if !ln.isClosed() {
-		t.Error("listener still open after shutdown")
-	}
+	wantShutdown(t, done, ln)
 }
 
 // TestRun_ShutdownEndsBlockedAccept: cancelling the context closes the
@@ -180,18 +170,25 @@ func TestRun_ShutdownEndsBlockedAccept(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- Run(ctx, ln, func(c net.Conn) { c.Close() }, Options{}) }()
 			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: got %v, want nil", err)
-				}
-			case <-time.After(liveness):
-				t.Fatal("Run did not return after shutdown")
-			}
-			if !ln.isClosed() {
-				t.Error("listener still open after shutdown")
-			}
+			wantShutdown(t, done, ln)
 		})
+	}
+}
+
+// wantShutdown requires Run, whose context was just cancelled, to return
+// nil on done promptly, having closed ln.
+func wantShutdown(t *testing.T, done <-chan error, ln *fakeListener) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: got %v, want nil after shutdown", err)
+		}
+	case <-time.After(liveness):
+		t.Fatal("Run did not return after shutdown")
+	}
+	if !ln.isClosed() {
+		t.Error("listener still open after shutdown")
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -199,16 +199,24 @@ func sendCancelTo(t *testing.T, r *rig, addr string, c *tailnettest.Client, pid 
 	if err != nil {
 		t.Fatal(err)
 	}
+	cancelOver(t, conn, pid, secret)
+}
+
+// cancelOver sends a CancelRequest for (pid, secret) on conn, a new
+// connection to a listener, and waits until Waypoint closes it, having
+// handled the request; like PostgreSQL it must answer nothing. It closes
+// conn.
+func cancelOver(t *testing.T, conn net.Conn, pid uint32, secret []byte) {
+	t.Helper()
 	defer conn.Close()
-	buf, err := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}).Encode(nil)
+	b, err := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}).Encode(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Write(buf); err != nil {
-		t.Fatal(err)
+	mustWrite(t, conn, b)
+	if data := readUntilClosed(t, conn); len(data) != 0 {
+		t.Fatalf("got %q in answer to a CancelRequest, want the connection closed unanswered", data)
 	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	io.Copy(io.Discard, conn)
 }
 
 // TestIntegration_Proxy_ProtocolVersions: a client asking for 3.2 (pgx's

@@ -55,16 +55,11 @@ func unidentifiedServer(t *testing.T, whoisErr error, mod func(*proxy.Options)) 
 	if mod != nil {
 		mod(&opts)
 	}
-	srv, err := proxy.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	startServer(t, opts, ln)
 	return ln.Addr().String(), prov
 }
 

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
@@ -217,17 +216,11 @@ func newUnitRig(t *testing.T, mod func(*proxy.Options)) *unitRig {
 	if mod != nil {
 		mod(&opts)
 	}
-	srv, err := proxy.New(opts)
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	r.srv, r.addr = srv, ln.Addr().String()
+	r.srv, r.addr = startServer(t, opts, ln), ln.Addr().String()
 	return r
 }
 
@@ -498,13 +491,5 @@ func (r *unitRig) sendCancel(t *testing.T, ip string, pid uint32, secret []byte)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	b, err := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}).Encode(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, c, b)
-	if data := readUntilClosed(t, c); len(data) != 0 {
-		t.Fatalf("got %q in answer to a CancelRequest, want the connection closed unanswered", data)
-	}
+	cancelOver(t, c, pid, secret)
 }
