@@ -431,6 +431,7 @@ func TestUnit_SpareGoesOnlyToSameIdentity(t *testing.T) {
 		t.Fatalf("spare hits %d before alice reconnected, want 0", hits)
 	}
 
+	waitFor(t, "bob's and alice's desktop spares", idle(3)) // so that their refills are done
 	ensuredBefore, _ := r.prov.calls()
 	conn := r.mustConnect(aliceIP, map[string]string{"application_name": "psql"})
 	if conn.PID() != aliceSpare.PID {

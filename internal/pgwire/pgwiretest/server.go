@@ -210,7 +210,7 @@ func (s *Server) serve(conn net.Conn) {
 		msg, err = be.ReceiveStartupMessage()
 	}
 	if err != nil {
-		if !isHangUp(err) {
+		if !s.gone(err) {
 			s.tb.Errorf("pgwiretest: reading the startup: %v", err)
 		}
 		return
@@ -264,7 +264,7 @@ func (s *Server) login(be *pgproto3.Backend, m *pgproto3.StartupMessage) *Sessio
 	}
 	reply, err := be.Receive()
 	if err != nil {
-		if !isHangUp(err) {
+		if !s.gone(err) {
 			s.tb.Errorf("pgwiretest: reading the password: %v", err)
 		}
 		return nil
@@ -307,7 +307,7 @@ func (s *Server) run(be *pgproto3.Backend, sess *Session) {
 	for {
 		msg, err := be.Receive()
 		if err != nil {
-			if !isHangUp(err) && !errors.Is(err, net.ErrClosed) {
+			if !s.gone(err) {
 				s.tb.Errorf("pgwiretest: session %d: %v", sess.PID, err)
 			}
 			return
@@ -375,6 +375,17 @@ func (s *Server) query(be *pgproto3.Backend, sess *Session, q string) bool {
 	be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 	return be.Flush() == nil
+}
+
+// gone reports whether a read failed because the client hung up or the
+// server is stopping (stop closes every connection): neither is a failure.
+func (s *Server) gone(err error) bool {
+	if isHangUp(err) {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing && errors.Is(err, net.ErrClosed)
 }
 
 // md5Password is what a client answers to AuthenticationMD5Password:
