@@ -402,6 +402,32 @@ func TestUnit_RevalidationClosesRevokedSession(t *testing.T) {
 	}
 }
 
+// TestUnit_RevalidationReconcilesChangedGrant: a pass after bob's grant
+// went from readwrite to readonly reconciles his live role to readonly and
+// keeps his session; nothing is terminated.
+func TestUnit_RevalidationReconcilesChangedGrant(t *testing.T) {
+	r := newUnitRig(t, nil)
+	bob := r.mustConnect(bobIP, nil)
+	r.tn.set(bobIP, unitPeer("bob@example.com", "laptop", readonlyAppdb))
+	ctx, cancel := context.WithTimeout(context.Background(), unitTimeout)
+	defer cancel()
+	if closed := r.srv.Revalidate(ctx); closed != 0 {
+		t.Errorf("Revalidate closed %d sessions, want 0", closed)
+	}
+	r.prov.mu.Lock()
+	reconciled := slices.Clone(r.prov.reconciled)
+	r.prov.mu.Unlock()
+	if len(reconciled) != 1 || reconciled[0].Preset != authz.Readonly || reconciled[0].Database != unitDatabase {
+		t.Errorf("Reconcile calls %+v, want one to readonly on %s", reconciled, unitDatabase)
+	}
+	if role, err := whoAmI(t, bob); err != nil || role != "wp_bob" {
+		t.Errorf("bob after the pass: got %q, %v; want his session still relaying", role, err)
+	}
+	if got := r.prov.terminatedPIDs(); len(got) != 0 {
+		t.Errorf("terminated backends %v, want none", got)
+	}
+}
+
 // TestUnit_SpareGoesOnlyToSameIdentity: with spares on, the backend session
 // opened in the background after alice's login is handed to alice's next
 // connection from the same machine, and to nobody else: not to bob, not to
