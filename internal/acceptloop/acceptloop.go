@@ -45,18 +45,21 @@ type Options struct {
 // early.
 //
 // When ctx is done Run closes ln, so that a blocked Accept returns, and
-// returns nil. Otherwise it returns the Accept error unwrapped and leaves ln
+// returns nil; ln is closed by then. Otherwise it returns the Accept error unwrapped and leaves ln
 // to its owner, the caller.
 func Run(ctx context.Context, ln net.Listener, handle func(net.Conn), opts Options) error {
 	opts = opts.withDefaults()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	// AfterFunc closes ln on a goroutine of its own: close it here too, so
+	// that it is closed when Run returns.
+	shutdown := func() error { ln.Close(); return nil }
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return shutdown()
 			}
 			if !Temporary(err) {
 				return err
@@ -66,7 +69,7 @@ func Run(ctx context.Context, ln net.Listener, handle func(net.Conn), opts Optio
 				opts.OnRetry(err, backoff)
 			}
 			if !sleep(ctx, backoff) {
-				return nil
+				return shutdown()
 			}
 			continue
 		}
