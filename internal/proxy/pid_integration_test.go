@@ -88,10 +88,7 @@ func TestIntegration_Proxy_BackendPID(t *testing.T) {
 					for range 10 {
 						sendCancel(t, r, alice, pid, w.secret)
 					}
-					stillSleeping(t, pg, pid, started)
-					if err := <-done; err != nil {
-						t.Fatalf("the query failed after CancelRequests with pid %d and a wrong secret: %v", pid, err)
-					}
+					requireNotCancelled(t, pg, pid, started, done)
 				})
 			}
 		})
@@ -133,7 +130,7 @@ const sleepingSQL = `SELECT query_start FROM pg_stat_activity
 
 // waitPgSleep waits until the backend with process ID pid is inside
 // pg_sleep, so that a CancelRequest sent now reaches a running query, and
-// returns the query's start time (see stillSleeping).
+// returns the query's start time (see requireNotCancelled).
 func waitPgSleep(t *testing.T, pg *pgtest.Cluster, pid uint32) time.Time {
 	t.Helper()
 	admin := pg.Super(t, "postgres")
@@ -145,15 +142,27 @@ func waitPgSleep(t *testing.T, pg *pgtest.Cluster, pid uint32) time.Time {
 	return started
 }
 
-// stillSleeping fails the test unless the backend with process ID pid is
-// still inside the pg_sleep that started at started: what was sent to it
-// since waitPgSleep arrived while the query ran, so a negative cancel test
-// proves something.
-func stillSleeping(t *testing.T, pg *pgtest.Cluster, pid uint32, started time.Time) {
+// requireNotCancelled is the end of a negative cancel test: cancels were
+// sent to backend pid while it was in the pg_sleep that began at started
+// (waitPgSleep), and the query, whose result done delivers, must not have
+// been cancelled. If the backend has left that sleep by now, the query
+// either failed (the cancel worked: the test fails) or ended before the
+// cancels could have reached it (the test proved nothing: it fails too, and
+// says so).
+func requireNotCancelled(t *testing.T, pg *pgtest.Cluster, pid uint32, started time.Time, done <-chan error) {
 	t.Helper()
 	var now time.Time
 	err := pg.Super(t, "postgres").QueryRow(context.Background(), sleepingSQL, int32(pid)).Scan(&now)
-	if err != nil || !now.Equal(started) {
-		t.Fatalf("backend %d is no longer in the pg_sleep that began at %v (%v): the cancels arrived too late to prove anything; lengthen the sleep", pid, started, err)
+	sleeping := err == nil && now.Equal(started)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the query failed after the CancelRequests: %v", err)
+		}
+		if !sleeping {
+			t.Fatalf("backend %d's pg_sleep ended before the CancelRequests could reach it: the test proves nothing; lengthen the sleep", pid)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the query still runs 30 s after it should have ended")
 	}
 }
