@@ -25,6 +25,7 @@ var internalDeps = map[string][]string{
 	"internal/identity":    {},
 	"internal/config":      {"internal/units"},
 	"internal/relay":       {},
+	"internal/acceptloop":  {},
 	"internal/certs":       {},
 	"internal/units":       {},
 	"internal/coord":       {},
@@ -33,12 +34,12 @@ var internalDeps = map[string][]string{
 	"internal/audit":       {},
 	"internal/authz":       {"internal/identity", "internal/units"},
 	"internal/tailnet":     {"internal/identity"}, // includes internal/tailnet/devnet, the demo's private tailnet
-	"internal/tunnel":      {"internal/relay"},
+	"internal/tunnel":      {"internal/acceptloop", "internal/relay"},
 	"internal/pgserver":    {},
 	"internal/pgdemo":      {"internal/pgserver"},
 	"internal/pgwire":      {},
 	"internal/provision":   {"internal/identity", "internal/authz"},
-	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/coord", "internal/metrics", "internal/audit"},
+	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/acceptloop", "internal/coord", "internal/metrics", "internal/audit"},
 	"internal/pgtest":      {"internal/pgserver"},
 	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
 	"internal/compat":      {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
@@ -66,16 +67,17 @@ var restricted = map[string][]string{
 // stdlibOnly packages may import nothing outside the standard library and the
 // module packages internalDeps allows.
 var stdlibOnly = map[string]bool{
-	"internal/identity":  true,
-	"internal/relay":     true,
-	"internal/certs":     true,
-	"internal/audit":     true,
-	"internal/units":     true,
-	"internal/authz":     true,
-	"internal/tunnel":    true,
-	"internal/pgserver":  true,
-	"internal/compat":    true,
-	"internal/httpserve": true,
+	"internal/identity":   true,
+	"internal/relay":      true,
+	"internal/acceptloop": true,
+	"internal/certs":      true,
+	"internal/audit":      true,
+	"internal/units":      true,
+	"internal/authz":      true,
+	"internal/tunnel":     true,
+	"internal/pgserver":   true,
+	"internal/compat":     true,
+	"internal/httpserve":  true,
 }
 
 func TestImportRules(t *testing.T) {

@@ -139,7 +139,7 @@ func (h *harness) startWaypoint() {
 		opts := proxy.Options{
 			Listener:    listenerName,
 			Resolver:    h.wpNode,
-			Provisioner: h.prov,
+			Provisioner: proxy.RoleProvisioner{Provisioner: h.prov},
 			Backend:     proxy.Backend{Addr: h.pg.Addr(), TLS: "disable"},
 			// Production writes one line per connection; the cost of
 			// formatting it is part of the figures.

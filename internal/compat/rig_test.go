@@ -148,7 +148,7 @@ func (r *rig) startWaypoint(node *tailnet.Node) {
 	srv, err := proxy.New(proxy.Options{
 		Listener:    listenerName,
 		Resolver:    node,
-		Provisioner: prov,
+		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
 		Backend:     proxy.Backend{Addr: r.pg.Addr(), TLS: "disable"},
 		Policy:      policy,
 		Logger:      slog.New(slog.NewTextHandler(r.log, nil)),

@@ -71,7 +71,7 @@ func newRig(t *testing.T, pg *pgtest.Cluster) *rig {
 	logs := &lockedBuffer{}
 	base := proxy.Options{
 		Resolver:    node,
-		Provisioner: prov,
+		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
 		Backend:     proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
 		Policy:      authz.Policy{AdminDatabase: "postgres"},
 		// The matrix tests what drivers can do, not Waypoint's deadlines

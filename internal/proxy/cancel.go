@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -59,18 +61,35 @@ func (k *cancelKeys) lookup(key pgwire.CancelKey) *session {
 
 // lookupString finds a session by keyString form.
 func (k *cancelKeys) lookupString(key string) *session {
-	var pid, secret uint32
-	if _, err := fmt.Sscanf(key, "%08x%08x", &pid, &secret); err != nil || len(key) != 16 {
+	ck, ok := parseKeyString(key)
+	if !ok {
 		return nil
 	}
-	return k.lookup(pgwire.CancelKey{ProcessID: pid, SecretKey: secret})
+	return k.lookup(ck)
 }
 
-// keyString is the opaque form of a cancel key shared with other instances:
-// the whole (process ID, secret) pair, so that sessions on different
-// servers whose backends share a process ID stay apart.
+// keyString is the opaque form of a cancel key shared with other instances
+// through the coordination store: the whole (process ID, secret) pair, so
+// that sessions on different servers whose backends share a process ID stay
+// apart, as 8 big-endian bytes in lowercase hex (16 characters).
 func keyString(k pgwire.CancelKey) string {
-	return fmt.Sprintf("%08x%08x", k.ProcessID, k.SecretKey)
+	var b [8]byte
+	binary.BigEndian.PutUint32(b[:4], k.ProcessID)
+	binary.BigEndian.PutUint32(b[4:], k.SecretKey)
+	return hex.EncodeToString(b[:])
+}
+
+// parseKeyString is keyString's inverse; ok is false for anything that is
+// not 16 hex digits.
+func parseKeyString(s string) (k pgwire.CancelKey, ok bool) {
+	var b [8]byte
+	if len(s) != hex.EncodedLen(len(b)) {
+		return pgwire.CancelKey{}, false
+	}
+	if _, err := hex.Decode(b[:], []byte(s)); err != nil {
+		return pgwire.CancelKey{}, false
+	}
+	return pgwire.CancelKey{ProcessID: binary.BigEndian.Uint32(b[:4]), SecretKey: binary.BigEndian.Uint32(b[4:])}, true
 }
 
 // forwardCancel forwards a CancelRequest to the backend of the session that

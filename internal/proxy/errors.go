@@ -33,9 +33,11 @@ const (
 	KindRevoked                        // access was revoked during the session
 	KindStateUnavailable               // shared state (Redis) unreachable: limits fail closed
 	KindTerminated                     // an operator ended the session (console)
+
+	numKinds // how many Kinds there are; keep it last
 )
 
-var kindNames = [...]string{
+var kindNames = [numKinds]string{
 	KindInternal:           "internal",
 	KindProtocol:           "protocol",
 	KindTLSRequired:        "tls_required",
@@ -118,14 +120,15 @@ func kindOf(err error) Kind {
 }
 
 // clientError is the one place that decides what a client is told about a
-// failure: the SQLSTATE, a message that says what to do, and nothing internal.
-// connID lets an operator find the detailed log line.
-func clientError(err error, connID string) (code, msg, hint string) {
+// failure: always a FATAL ErrorResponse (the connection ends), with the
+// SQLSTATE, a message that says what to do, and nothing internal. connID
+// lets an operator find the detailed log line; "" leaves it out.
+func clientError(err error, connID string) pgwire.ClientError {
 	var se *stageError
 	if !errors.As(err, &se) {
 		se = &stageError{kind: KindInternal}
 	}
-	code, msg, hint = defaults(se.kind)
+	code, msg, hint := defaults(se.kind)
 	if se.code != "" {
 		code = se.code
 	}
@@ -141,7 +144,7 @@ func clientError(err error, connID string) (code, msg, hint string) {
 		}
 		hint += "Waypoint connection id: " + connID + "."
 	}
-	return code, msg, hint
+	return pgwire.ClientError{Severity: "FATAL", Code: code, Message: msg, Hint: hint}
 }
 
 // defaults are the SQLSTATE and message for each Kind when the stage gave no
@@ -196,8 +199,7 @@ func logLevel(k Kind) slog.Level {
 
 // reject tells the client why its connection failed, within a short deadline.
 func (s *Server) reject(sess *session, err error) {
-	code, msg, hint := clientError(err, sess.id)
-	e := pgwire.ClientError{Code: code, Message: msg, Hint: hint}
+	e := clientError(err, sess.id)
 	if sess.client != nil {
 		_ = sess.client.SendError(e)
 		return

@@ -20,7 +20,6 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
-	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
 )
@@ -261,18 +260,12 @@ func TestHostile_CancelRequests(t *testing.T) {
 	}
 	for _, k := range keys {
 		t.Run(k.name, func(t *testing.T) {
-			done := make(chan error, 1)
-			go func() {
-				_, err := victim.Exec(context.Background(), "select pg_sleep(1)")
-				done <- err
-			}()
-			time.Sleep(200 * time.Millisecond)
+			done := runQuery(victim, "select pg_sleep(3)")
+			started := waitPgSleep(t, h.pg, pid)
 			for range 20 {
 				sendCancel(t, h.rig, h.mallory, k.pid, k.secret)
 			}
-			if err := <-done; err != nil {
-				t.Fatalf("the victim's query failed after a hostile CancelRequest: %v", err)
-			}
+			requireNotCancelled(t, h.pg, pid, started, done)
 			h.assertServes(t, h.normal)
 			h.assertNoRoles(t, h.prefix)
 		})
@@ -461,14 +454,14 @@ type recordingProvisioner struct {
 	passwords []string
 }
 
-func (p *recordingProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*provision.Lease, error) {
-	l, err := p.Provisioner.Ensure(ctx, peer, eff)
-	if l != nil {
+func (p *recordingProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (proxy.Credentials, error) {
+	cred, err := p.Provisioner.Ensure(ctx, peer, eff)
+	if err == nil {
 		p.mu.Lock()
-		p.passwords = append(p.passwords, l.Password)
+		p.passwords = append(p.passwords, cred.Password)
 		p.mu.Unlock()
 	}
-	return l, err
+	return cred, err
 }
 
 // TestHostile_PasswordsNeverLeak: the provisioned roles' passwords appear

@@ -49,7 +49,7 @@ func redisRig(t *testing.T, pg *pgtest.Cluster, redisAddr string) (*rig, *instan
 	}
 	t.Cleanup(prov.Close)
 	srv, err := proxy.New(proxy.Options{
-		Listener: listenerName, Resolver: node, Provisioner: prov,
+		Listener: listenerName, Resolver: node, Provisioner: proxy.RoleProvisioner{Provisioner: prov},
 		Backend: proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
 		Logger:  slog.New(slog.NewTextHandler(r.logs, nil)),
 		Coord:   newStore(),
@@ -169,12 +169,8 @@ func TestIntegration_Instances_CancelRouted(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	pid, secret := conn.PgConn().PID(), conn.PgConn().SecretKey()
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.Exec(context.Background(), "select pg_sleep(30)")
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond)
+	done := runQuery(conn, "select pg_sleep(30)")
+	waitPgSleep(t, pg, pid)
 	sendCancelTo(t, r, b.addr, alice, pid, secret)
 	select {
 	case err := <-done:

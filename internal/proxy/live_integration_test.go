@@ -41,12 +41,16 @@ func TestIntegration_Limits_MaxConnDuration(t *testing.T) {
 	r := newRig(t, pg, nil)
 	g := `{"limits":{"max_conn_duration":"1s"},` + strings.TrimPrefix(readonlyAppdb, "{")
 	alice := r.client("alice@example.com", "laptop", g)
+	before := time.Now()
 	conn := r.mustConnect(alice, "appdb", nil)
-	time.Sleep(1500 * time.Millisecond)
-	_, err := conn.Exec(context.Background(), "select 1")
+	err := firstFailure(t, conn)
+	lasted := time.Since(before)
 	pe := pgError(err)
 	if pe == nil || pe.Code != "57P01" || !strings.Contains(pe.Message, "max_conn_duration") {
 		t.Fatalf("after the limit: got %v, want FATAL 57P01 naming max_conn_duration", err)
+	}
+	if lasted < time.Second {
+		t.Errorf("the session ended %v after it began, before its max_conn_duration of 1s", lasted)
 	}
 }
 

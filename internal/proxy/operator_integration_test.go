@@ -46,12 +46,8 @@ func TestIntegration_Operator_SessionsAndTerminate(t *testing.T) {
 		t.Errorf("bytes in/out = %d/%d after a query, want both counted live", s.BytesIn, s.BytesOut)
 	}
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.Exec(ctx, "select pg_sleep(60)")
-		done <- err
-	}()
-	time.Sleep(200 * time.Millisecond)
+	done := runQuery(conn, "select pg_sleep(60)")
+	waitPgSleep(t, pg, pid)
 	got, ok := r.srv.Terminate(ctx, s.ID, opsOperator)
 	if !ok || got.ID != s.ID {
 		t.Fatalf("Terminate(%s) = %+v, %v", s.ID, got, ok)

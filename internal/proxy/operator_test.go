@@ -10,7 +10,8 @@ import (
 // 57P01 that an operator did it, and not who.
 func TestClientError_Terminated(t *testing.T) {
 	err := failMsg(KindTerminated, "", errors.New("terminated by operator ops@example.com via tailnet"))
-	code, msg, hint := clientError(err, "c1")
+	told := clientError(err, "c1")
+	code, msg, hint := told.Code, told.Message, told.Hint
 	if code != "57P01" || !strings.Contains(msg, "terminated by a Waypoint operator") {
 		t.Errorf("client gets %s %q, want 57P01 saying an operator terminated the session", code, msg)
 	}

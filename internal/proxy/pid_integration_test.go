@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestIntegration_Proxy_BackendPID(t *testing.T) {
 
 		t.Run("cancel with the issued key", func(t *testing.T) {
 			done := runQuery(conn, "select pg_sleep(30)")
-			time.Sleep(300 * time.Millisecond)
+			waitPgSleep(t, pg, pid)
 			sendCancel(t, r, alice, pid, conn.PgConn().SecretKey())
 			select {
 			case err := <-done:
@@ -82,14 +83,12 @@ func TestIntegration_Proxy_BackendPID(t *testing.T) {
 			}
 			for _, w := range wrong {
 				t.Run(w.name, func(t *testing.T) {
-					done := runQuery(conn, "select pg_sleep(1.5)")
-					time.Sleep(300 * time.Millisecond)
+					done := runQuery(conn, "select pg_sleep(3)")
+					started := waitPgSleep(t, pg, pid)
 					for range 10 {
 						sendCancel(t, r, alice, pid, w.secret)
 					}
-					if err := <-done; err != nil {
-						t.Fatalf("the query failed after CancelRequests with pid %d and a wrong secret: %v", pid, err)
-					}
+					requireNotCancelled(t, pg, pid, started, done)
 				})
 			}
 		})
@@ -120,4 +119,50 @@ func runQuery(conn *pgx.Conn, sql string) <-chan error {
 		done <- err
 	}()
 	return done
+}
+
+// sleepingSQL finds the backend with process ID $1 inside pg_sleep and
+// returns when its query started. "active" alone is not enough: with the
+// extended protocol a backend is active from Parse on, and a cancel that
+// arrives between Parse and Execute is lost.
+const sleepingSQL = `SELECT query_start FROM pg_stat_activity
+ WHERE pid = $1 AND state = 'active' AND wait_event = 'PgSleep'`
+
+// waitPgSleep waits until the backend with process ID pid is inside
+// pg_sleep, so that a CancelRequest sent now reaches a running query, and
+// returns the query's start time (see requireNotCancelled).
+func waitPgSleep(t *testing.T, pg *pgtest.Cluster, pid uint32) time.Time {
+	t.Helper()
+	admin := pg.Super(t, "postgres")
+	var started time.Time
+	waitFor(t, fmt.Sprintf("backend %d to be inside pg_sleep", pid), func() bool {
+		err := admin.QueryRow(context.Background(), sleepingSQL, int32(pid)).Scan(&started)
+		return err == nil
+	})
+	return started
+}
+
+// requireNotCancelled is the end of a negative cancel test: cancels were
+// sent to backend pid while it was in the pg_sleep that began at started
+// (waitPgSleep), and the query, whose result done delivers, must not have
+// been cancelled. If the backend has left that sleep by now, the query
+// either failed (the cancel worked: the test fails) or ended before the
+// cancels could have reached it (the test proved nothing: it fails too, and
+// says so).
+func requireNotCancelled(t *testing.T, pg *pgtest.Cluster, pid uint32, started time.Time, done <-chan error) {
+	t.Helper()
+	var now time.Time
+	err := pg.Super(t, "postgres").QueryRow(context.Background(), sleepingSQL, int32(pid)).Scan(&now)
+	sleeping := err == nil && now.Equal(started)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the query failed after the CancelRequests: %v", err)
+		}
+		if !sleeping {
+			t.Fatalf("backend %d's pg_sleep ended before the CancelRequests could reach it: the test proves nothing; lengthen the sleep", pid)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the query still runs 30 s after it should have ended")
+	}
 }

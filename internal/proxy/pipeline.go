@@ -128,7 +128,9 @@ func (s *Server) readStartup(ctx context.Context, sess *session) error {
 	return nil
 }
 
-// decide applies the caller's grant to the requested database.
+// decide applies the caller's grant to the requested database, within the
+// preset the client asked for (waypoint_presets), which it keeps on sess
+// for revalidation.
 func (s *Server) decide(sess *session) error {
 	defer s.stageDone(metrics.StageDecide, time.Now())
 	maxPreset, _, err := authz.PresetRequest(sess.client.Params)
@@ -136,6 +138,7 @@ func (s *Server) decide(sess *session) error {
 		s.opts.Metrics.Refused(s.opts.Listener, authz.BadPresetRequest.String())
 		return &stageError{kind: KindDenied, msg: err.Error(), hint: presetRequestHint, err: err}
 	}
+	sess.maxPreset = maxPreset
 	eff, err := authz.Decide(sess.peer, authz.Request{
 		Listener:  s.opts.Listener,
 		Database:  sess.client.Params["database"],
@@ -174,7 +177,7 @@ func (s *Server) admit(ctx context.Context, sess *session) (release func(), err 
 
 // login provisions the caller's role and logs in to the backend as it,
 // or hands the session a spare backend of the same identity, database and
-// grant. The lease is held until the login finished so that a concurrent
+// grant. The credentials are held until the login finished so that a concurrent
 // connection for the same role cannot rotate the password in between.
 // Either way a spare is then opened for the next connection (Spares).
 func (s *Server) login(ctx context.Context, sess *session) error {
@@ -185,17 +188,17 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 		return nil
 	}
 	start := time.Now()
-	lease, err := s.opts.Provisioner.Ensure(ctx, sess.peer, sess.eff)
+	cred, err := s.opts.Provisioner.Ensure(ctx, sess.peer, sess.eff)
 	s.opts.Metrics.ProvisionDuration(s.opts.Listener, time.Since(start), err)
 	s.stageDone(metrics.StageProvision, start)
 	if err != nil {
 		return classifyProvision(err)
 	}
-	defer lease.Release()
-	sess.role = lease.Role
+	defer cred.release()
+	sess.role = cred.Role
 	start = time.Now()
 	dial := &timedDial{dial: s.opts.Backend.DialFunc}
-	cfg := s.upstreamConfig(sess.eff.Database, lease.Role, lease.Password, params)
+	cfg := s.upstreamConfig(sess.eff.Database, cred.Role, cred.Password, params)
 	cfg.DialFunc = dial.DialContext
 	up, err := pgwire.ConnectUpstream(ctx, cfg)
 	s.opts.Metrics.UpstreamLoginDuration(s.opts.Listener, time.Since(start))

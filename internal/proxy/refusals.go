@@ -87,11 +87,11 @@ func (s *Server) noteRefusal(sess *session, err error) {
 	if sess.client != nil && sess.client.Cancel != nil {
 		return
 	}
-	code, msg, _ := clientError(err, "")
+	told := clientError(err, "")
 	ref := Refusal{
 		Time: time.Now(), ID: sess.id, Listener: s.opts.Listener,
 		Login: sess.peer.Subject(), Machine: sess.peer.MachineName, NodeID: sess.peer.NodeID,
-		ClientAddr: sess.remote, Reason: kindOf(err).String(), SQLState: code, Message: msg,
+		ClientAddr: sess.remote, Reason: kindOf(err).String(), SQLState: told.Code, Message: told.Message,
 	}
 	if sess.client != nil {
 		ref.Database = sess.client.Params["database"]

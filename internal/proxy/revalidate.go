@@ -12,9 +12,10 @@ import (
 )
 
 // LiveProvisioner is implemented by provisioners that can change a live
-// session's role. *provision.Provisioner implements it; when the configured
-// Provisioner does not, revalidation can still close sessions but cannot
-// reconcile a downgrade in place or terminate backend sessions.
+// session's role. RoleProvisioner implements it, and so may a test's fake;
+// when the configured Provisioner does not, revalidation can still close
+// sessions but cannot reconcile a downgrade in place or terminate backend
+// sessions.
 type LiveProvisioner interface {
 	// Reconcile applies eff's privileges to the peer's role without
 	// rotating its password.
@@ -146,7 +147,7 @@ func (s *Server) recheck(ctx context.Context, sess *session) (authz.Effective, e
 	cur := sess.effective()
 	maxPreset := authz.Preset("")
 	if cur.PresetLimited {
-		maxPreset = s.requestedPreset(sess)
+		maxPreset = sess.maxPreset
 	}
 	eff, err := authz.Decide(peer, authz.Request{Listener: s.opts.Listener, Database: cur.Database, MaxPreset: maxPreset}, s.opts.Policy)
 	if err != nil {
@@ -158,12 +159,6 @@ func (s *Server) recheck(ctx context.Context, sess *session) (authz.Effective, e
 		return authz.Effective{}, failMsg(KindRevoked, msg, err)
 	}
 	return eff, nil
-}
-
-// requestedPreset is the preset the client asked for at startup.
-func (s *Server) requestedPreset(sess *session) authz.Preset {
-	p, _, _ := authz.PresetRequest(sess.client.Params)
-	return p
 }
 
 // changed reports whether the privileges of two decisions differ.

@@ -11,7 +11,6 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
-	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
 )
@@ -20,7 +19,7 @@ import (
 // test can change the policy while a session is between its decision and
 // its relay. It keeps the live-session methods of the real provisioner.
 type gatedProvisioner struct {
-	*provision.Provisioner
+	proxy.RoleProvisioner
 	entered chan struct{} // receives once an Ensure is waiting
 	release chan struct{} // closed to let every Ensure go on
 }
@@ -29,7 +28,7 @@ func newGatedRig(t *testing.T, pg *pgtest.Cluster) (*rig, *gatedProvisioner) {
 	t.Helper()
 	gate := &gatedProvisioner{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	r := newRig(t, pg, func(o *proxy.Options) {
-		gate.Provisioner = o.Provisioner.(*provision.Provisioner)
+		gate.RoleProvisioner = o.Provisioner.(proxy.RoleProvisioner)
 		o.Provisioner = gate
 	})
 	t.Cleanup(func() {
@@ -42,7 +41,7 @@ func newGatedRig(t *testing.T, pg *pgtest.Cluster) (*rig, *gatedProvisioner) {
 	return r, gate
 }
 
-func (p *gatedProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*provision.Lease, error) {
+func (p *gatedProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (proxy.Credentials, error) {
 	select {
 	case p.entered <- struct{}{}:
 	default:
@@ -50,9 +49,9 @@ func (p *gatedProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff a
 	select {
 	case <-p.release:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return proxy.Credentials{}, ctx.Err()
 	}
-	return p.Provisioner.Ensure(ctx, peer, eff)
+	return p.RoleProvisioner.Ensure(ctx, peer, eff)
 }
 
 // connResult is the outcome of a background connect.
@@ -167,7 +166,14 @@ func TestIntegration_Revalidation_LimitsLowered(t *testing.T) {
 		r := newRig(t, pg, nil)
 		alice := r.client("limits-duration@example.com", "laptop", withLimits(`"max_conn_duration":"1h"`))
 		old := r.mustConnect(alice, "appdb", nil)
-		time.Sleep(3500 * time.Millisecond)
+		sessions := r.srv.Sessions()
+		if len(sessions) != 1 {
+			t.Fatalf("Sessions() = %+v, want the one just opened", sessions)
+		}
+		began := sessions[0].Started
+		waitFor(t, "the first session to be older than the 3 s limit to come", func() bool {
+			return time.Since(began) > 3500*time.Millisecond
+		})
 		fresh := r.mustConnect(alice, "appdb", nil)
 		r.grant(alice, withLimits(`"max_conn_duration":"3s"`))
 		lowered := time.Now()

@@ -73,7 +73,7 @@ func newRigWith(t *testing.T, pg *pgtest.Cluster, provMod func(*provision.Option
 	opts := proxy.Options{
 		Listener:    listenerName,
 		Resolver:    node,
-		Provisioner: prov,
+		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
 		Backend:     proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
 		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
 		Policy:      authz.Policy{AdminDatabase: "postgres"},
@@ -81,18 +81,27 @@ func newRigWith(t *testing.T, pg *pgtest.Cluster, provMod func(*provision.Option
 	if mod != nil {
 		mod(&opts)
 	}
-	srv, err := proxy.New(opts)
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
 	ln, err := node.Listen("tcp", ":5432")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	srv := startServer(t, opts, ln)
 	return &rig{t: t, tn: tn, node: node, pg: pg, srv: srv, prov: prov,
 		addr: tn.ProxyAddr(node, 5432), logs: logs}
+}
+
+// startServer builds a Server from opts and serves ln with it until the
+// test's cleanup closes it.
+func startServer(t *testing.T, opts proxy.Options, ln net.Listener) *proxy.Server {
+	t.Helper()
+	srv, err := proxy.New(opts)
+	if err != nil {
+		ln.Close()
+		t.Fatalf("proxy.New: %v", err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return srv
 }
 
 // client starts a tailnet client node for login on machine with the given

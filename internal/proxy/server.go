@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/waypoint-proxy/waypoint/internal/acceptloop"
 	"github.com/waypoint-proxy/waypoint/internal/audit"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/coord"
@@ -30,12 +31,49 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 )
 
-// Provisioner creates or updates the backend role for a caller. It is
-// implemented by *provision.Provisioner; tests may pass a fake.
+// Provisioner creates or updates the backend role for a caller.
+// RoleProvisioner adapts a *provision.Provisioner; tests pass fakes. A
+// Provisioner that is also a LiveProvisioner lets revalidation change or
+// end live sessions' roles.
 type Provisioner interface {
-	// Ensure returns credentials for peer's role on eff.Database. The caller
-	// must Release the lease once its upstream login has finished.
-	Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*provision.Lease, error)
+	// Ensure returns credentials for peer's role on eff.Database, with
+	// exactly the privileges eff implies. The proxy calls their Release
+	// once its upstream login with them has finished.
+	Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (Credentials, error)
+}
+
+// Credentials are a login Provisioner.Ensure prepared.
+type Credentials struct {
+	Role     string // the backend role to log in as
+	Password string // its password
+	// Release ends the provisioner's hold on the password (no other
+	// rotation may change it before the login that uses it). The proxy
+	// calls it exactly once, after the login, whether it succeeded or not;
+	// it must not block. Nil means there is nothing to release.
+	Release func()
+}
+
+// release calls c.Release, if any.
+func (c Credentials) release() {
+	if c.Release != nil {
+		c.Release()
+	}
+}
+
+// RoleProvisioner adapts a *provision.Provisioner to Provisioner (Ensure's
+// Lease becomes Credentials whose Release releases it) and to
+// LiveProvisioner (its Reconcile, Terminate and Touch, by embedding).
+type RoleProvisioner struct {
+	*provision.Provisioner
+}
+
+// Ensure is provision.Provisioner.Ensure, its Lease as Credentials.
+func (p RoleProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (Credentials, error) {
+	lease, err := p.Provisioner.Ensure(ctx, peer, eff)
+	if err != nil {
+		return Credentials{}, err
+	}
+	return Credentials{Role: lease.Role, Password: lease.Password, Release: lease.Release}, nil
 }
 
 // Backend says how to reach and log in to the real PostgreSQL server.
@@ -63,7 +101,8 @@ type Options struct {
 	Listener string
 	// Resolver identifies the caller of each connection (tailnet WhoIs).
 	Resolver identity.Resolver
-	// Provisioner creates the caller's backend role.
+	// Provisioner creates the caller's backend role: RoleProvisioner in
+	// production. When it is also a LiveProvisioner, revalidation uses it.
 	Provisioner Provisioner
 	// Backend is the PostgreSQL server connections are relayed to.
 	Backend Backend
@@ -113,7 +152,9 @@ type Server struct {
 	keys   *cancelKeys
 	spares *sparePool
 	nextID atomic.Uint64
-	passes atomic.Uint64 // revalidation passes begun; see watch
+	passes atomic.Uint64   // revalidation passes begun; see watch
+	done   context.Context // done once Shutdown begins: ends Serve's accept loops
+	stop   context.CancelFunc
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -156,8 +197,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Coord == nil {
 		opts.Coord = coord.NewMemory()
 	}
+	done, stop := context.WithCancel(context.Background())
 	s := &Server{
 		opts:      opts,
+		done:      done,
+		stop:      stop,
 		log:       log.With("listener", opts.Listener),
 		keys:      newCancelKeys(),
 		spares:    newSparePool(opts.Spares),
@@ -173,45 +217,31 @@ var ErrServerClosed = errors.New("proxy: server closed")
 
 // Serve accepts connections on ln until ln fails permanently or the server is
 // shut down, and serves each on its own goroutine. Temporary accept errors
-// are retried with backoff. Serve closes ln when it returns.
+// are retried with backoff (acceptloop), which shutdown cuts short. Serve
+// closes ln when it returns.
 func (s *Server) Serve(ln net.Listener) error {
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
-	var backoff time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = nextBackoff(backoff)
-				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return fmt.Errorf("accept: %w", err)
-		}
-		backoff = 0
+	err := acceptloop.Run(s.done, ln, func(conn net.Conn) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.serveConn(conn)
 		}()
+	}, acceptloop.Options{OnRetry: func(err error, backoff time.Duration) {
+		s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+	}})
+	if s.isClosing() {
+		return ErrServerClosed
 	}
+	return fmt.Errorf("accept: %w", err)
 }
 
-func nextBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 5 * time.Millisecond
-	}
-	return min(2*d, time.Second)
-}
-
+// track records ln so that Shutdown closes it at once; it reports false,
+// tracking nothing, once the server is closing.
 func (s *Server) track(ln net.Listener) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -242,6 +272,7 @@ func (s *Server) isClosing() bool {
 func (s *Server) Shutdown(ctx context.Context) (closed int) {
 	s.mu.Lock()
 	s.closing = true
+	s.stop() // ends accept backoffs; the listeners are closed here, before Shutdown returns
 	for ln := range s.listeners {
 		ln.Close()
 	}

@@ -22,15 +22,16 @@ type session struct {
 	start  time.Time
 	pass   uint64 // Server.passes when the session began, before its WhoIs
 
-	client *pgwire.Client
-	peer   identity.Peer
-	eff    authz.Effective
-	role   string
-	up     *pgwire.Upstream
-	spare  bool // up was a spare backend
-	key    pgwire.CancelKey
-	result relay.Result
-	bytes  relay.Counters // live byte counts, for operators
+	client    *pgwire.Client
+	peer      identity.Peer
+	maxPreset authz.Preset // the client's waypoint_presets request, parsed once by decide; "" = none
+	eff       authz.Effective
+	role      string
+	up        *pgwire.Upstream
+	spare     bool // up was a spare backend
+	key       pgwire.CancelKey
+	result    relay.Result
+	bytes     relay.Counters // live byte counts, for operators
 
 	mu       sync.Mutex
 	cancel   context.CancelFunc // stops the relay; nil until relaying
@@ -50,7 +51,7 @@ const (
 	stageAccepted   stage = iota // id, conn, remote, start
 	stageIdentified              // peer
 	stageStarted                 // client (the startup message)
-	stageLoggedIn                // eff, role, up
+	stageLoggedIn                // maxPreset, eff, role, up
 )
 
 // advance publishes that setup reached st.

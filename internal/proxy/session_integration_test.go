@@ -11,8 +11,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -117,8 +117,9 @@ func TestIntegration_Proxy_TLS(t *testing.T) {
 }
 
 // TestIntegration_Proxy_CancelFromPgx: cancelling the context of a running
-// pg_sleep sends a CancelRequest through Waypoint, which forwards it with the
-// backend's real key: the query fails with 57014 quickly.
+// pg_sleep (the backend is inside it) sends a CancelRequest through
+// Waypoint, which forwards it with the backend's real key: the query fails
+// with 57014 quickly.
 func TestIntegration_Proxy_CancelFromPgx(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
 		r := newRig(t, pg, nil)
@@ -134,15 +135,22 @@ func TestIntegration_Proxy_CancelFromPgx(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close(context.Background())
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := conn.Exec(ctx, "select pg_sleep(30)")
+			done <- err
+		}()
+		waitPgSleep(t, pg, conn.PgConn().PID())
 		start := time.Now()
-		_, err = conn.Exec(ctx, "select pg_sleep(30)")
+		cancel()
+		err = <-done
 		elapsed := time.Since(start)
 		if got := sqlstate(err); got != "57014" {
 			t.Fatalf("got %v (SQLSTATE %q), want 57014 query_canceled", err, got)
 		}
-		t.Logf("pg_sleep(30) cancelled after %v", elapsed.Round(time.Millisecond))
+		t.Logf("pg_sleep(30) cancelled %v after the context was", elapsed.Round(time.Millisecond))
 		if elapsed > 10*time.Second {
 			t.Errorf("cancel took %v; the query was not cancelled by the CancelRequest", elapsed)
 		}
@@ -166,16 +174,10 @@ func TestIntegration_Proxy_CancelFromOtherNodeIgnored(t *testing.T) {
 	defer conn.Close(ctx)
 	pid, secret := conn.PgConn().PID(), conn.PgConn().SecretKey()
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.Exec(ctx, "select pg_sleep(3)")
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond)
+	done := runQuery(conn, "select pg_sleep(3)")
+	started := waitPgSleep(t, pg, pid)
 	sendCancel(t, r, mallory, pid, secret)
-	if err := <-done; err != nil {
-		t.Fatalf("alice's query failed after mallory's cancel: %v", err)
-	}
+	requireNotCancelled(t, pg, pid, started, done)
 }
 
 // sendCancel sends a CancelRequest for (pid, secret) to the listener from
@@ -194,16 +196,24 @@ func sendCancelTo(t *testing.T, r *rig, addr string, c *tailnettest.Client, pid 
 	if err != nil {
 		t.Fatal(err)
 	}
+	cancelOver(t, conn, pid, secret)
+}
+
+// cancelOver sends a CancelRequest for (pid, secret) on conn, a new
+// connection to a listener, and waits until Waypoint closes it, having
+// handled the request; like PostgreSQL it must answer nothing. It closes
+// conn.
+func cancelOver(t *testing.T, conn net.Conn, pid uint32, secret []byte) {
+	t.Helper()
 	defer conn.Close()
-	buf, err := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}).Encode(nil)
+	b, err := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}).Encode(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Write(buf); err != nil {
-		t.Fatal(err)
+	mustWrite(t, conn, b)
+	if data := readUntilClosed(t, conn); len(data) != 0 {
+		t.Fatalf("got %q in answer to a CancelRequest, want the connection closed unanswered", data)
 	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	io.Copy(io.Discard, conn)
 }
 
 // TestIntegration_Proxy_ProtocolVersions: a client asking for 3.2 (pgx's
@@ -310,14 +320,20 @@ func TestIntegration_Proxy_Psql(t *testing.T) {
 
 		t.Run("cancel", func(t *testing.T) {
 			host, port, _ := strings.Cut(aliceAddr, ":")
-			dsn := fmt.Sprintf("host=%s port=%s dbname=appdb user=ignored sslmode=disable", host, port)
+			dsn := fmt.Sprintf("host=%s port=%s dbname=appdb user=ignored sslmode=disable application_name=psql-cancel", host, port)
 			cmd := exec.Command(psql, "-X", "-c", "select pg_sleep(30)", dsn)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(1500 * time.Millisecond)
+			defer cmd.Process.Kill()
+			admin := pg.Super(t, "postgres")
+			var pid uint32
+			waitFor(t, "psql's session on the backend", func() bool {
+				return admin.QueryRow(context.Background(), "SELECT pid FROM pg_stat_activity WHERE application_name = 'psql-cancel'").Scan(&pid) == nil
+			})
+			waitPgSleep(t, pg, pid)
 			start := time.Now()
 			cmd.Process.Signal(syscall.SIGINT)
 			waitErr := make(chan error, 1)

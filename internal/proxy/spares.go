@@ -323,15 +323,15 @@ func (s *Server) refillSpare(sess *session) {
 func (s *Server) openSpare(key string, peer identity.Peer, eff authz.Effective) (*spare, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.SetupTimeout)
 	defer cancel()
-	lease, err := s.opts.Provisioner.Ensure(ctx, peer, eff)
+	cred, err := s.opts.Provisioner.Ensure(ctx, peer, eff)
 	if err != nil {
 		return nil, err
 	}
-	defer lease.Release()
+	defer cred.release()
 	params := forwardedParams(map[string]string{"application_name": spareApplicationName}, peer)
-	up, err := pgwire.ConnectUpstream(ctx, s.upstreamConfig(eff.Database, lease.Role, lease.Password, params))
+	up, err := pgwire.ConnectUpstream(ctx, s.upstreamConfig(eff.Database, cred.Role, cred.Password, params))
 	if err != nil {
 		return nil, err
 	}
-	return &spare{key: key, role: lease.Role, up: up}, nil
+	return &spare{key: key, role: cred.Role, up: up}, nil
 }

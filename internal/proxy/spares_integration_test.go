@@ -180,7 +180,7 @@ func TestSpares_Bounded(t *testing.T) {
 	for err := range errs {
 		t.Errorf("storm connection: %v", err)
 	}
-	time.Sleep(500 * time.Millisecond) // let the background spares finish opening
+	waitFor(t, "the background spares to finish opening", func() bool { return r.srv.SparesOpening() == 0 })
 	if idle, _, _ := r.srv.SpareStats(); idle > max {
 		t.Errorf("idle spares: got %d, want at most %d", idle, max)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
-	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 )
 
@@ -34,9 +33,9 @@ func (r failingResolver) WhoIs(context.Context, string) (identity.Peer, error) {
 // countingProvisioner counts Ensure calls and provisions nothing.
 type countingProvisioner struct{ calls atomic.Int32 }
 
-func (p *countingProvisioner) Ensure(context.Context, identity.Peer, authz.Effective) (*provision.Lease, error) {
+func (p *countingProvisioner) Ensure(context.Context, identity.Peer, authz.Effective) (proxy.Credentials, error) {
 	p.calls.Add(1)
-	return nil, errors.New("countingProvisioner provisions nothing")
+	return proxy.Credentials{}, errors.New("countingProvisioner provisions nothing")
 }
 
 // unidentifiedServer serves a listener on loopback whose WhoIs fails with
@@ -56,16 +55,11 @@ func unidentifiedServer(t *testing.T, whoisErr error, mod func(*proxy.Options)) 
 	if mod != nil {
 		mod(&opts)
 	}
-	srv, err := proxy.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	startServer(t, opts, ln)
 	return ln.Addr().String(), prov
 }
 

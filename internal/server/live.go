@@ -78,7 +78,7 @@ func (r *live) server(p serverParts) (*proxy.Server, error) {
 	return proxy.New(proxy.Options{
 		Listener:    l.Name,
 		Resolver:    r.app.node,
-		Provisioner: p.prov,
+		Provisioner: proxy.RoleProvisioner{Provisioner: p.prov},
 		Backend: proxy.Backend{
 			Addr:    l.Backend,
 			TLS:     p.sec.TLS,

@@ -5,7 +5,7 @@
 // listener sees the tunnel's node as the caller.
 //
 // It knows nothing about Tailscale or PostgreSQL; it imports only the
-// standard library and internal/relay.
+// standard library, internal/acceptloop and internal/relay.
 package tunnel
 
 import (
@@ -17,18 +17,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/waypoint-proxy/waypoint/internal/acceptloop"
 	"github.com/waypoint-proxy/waypoint/internal/relay"
 )
 
 // DefaultDialTimeout bounds dialing the target when Options.DialTimeout is
 // zero.
 const DefaultDialTimeout = 15 * time.Second
-
-// Backoff bounds for temporary Accept errors (e.g. too many open files).
-const (
-	minAcceptBackoff = 5 * time.Millisecond
-	maxAcceptBackoff = time.Second
-)
 
 // DialFunc connects to addr, like net.Dialer.DialContext; it must respect
 // ctx's deadline.
@@ -71,36 +66,23 @@ func Serve(ctx context.Context, ln net.Listener, opts Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
 	defer ln.Close()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	backoff := time.Duration(0)
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !isTemporary(err) {
-				return fmt.Errorf("tunnel: accept: %w", err)
-			}
-			backoff = nextBackoff(backoff)
-			opts.Logger.Warn("tunnel: accept failed; retrying", "err", err, "backoff", backoff)
-			if !sleep(ctx, backoff) {
-				return nil
-			}
-			continue
-		}
-		backoff = 0
+	err := acceptloop.Run(ctx, ln, func(conn net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			forward(ctx, conn, opts)
 		}()
+	}, acceptloop.Options{OnRetry: func(err error, backoff time.Duration) {
+		opts.Logger.Warn("tunnel: accept failed; retrying", "err", err, "backoff", backoff)
+	}})
+	if err != nil {
+		return fmt.Errorf("tunnel: accept: %w", err)
 	}
+	return nil
 }
 
 // forward dials the target for conn, relays until both directions end (or
@@ -126,27 +108,4 @@ func forward(ctx context.Context, conn net.Conn, opts Options) {
 		attrs = append(attrs, "err", res.Err)
 	}
 	log.Info("tunnel connection", attrs...)
-}
-
-// isTemporary reports whether an Accept error may go away by itself.
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
-}
-
-// nextBackoff doubles d within [minAcceptBackoff, maxAcceptBackoff].
-func nextBackoff(d time.Duration) time.Duration {
-	return min(max(2*d, minAcceptBackoff), maxAcceptBackoff)
-}
-
-// sleep waits for d, reporting false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

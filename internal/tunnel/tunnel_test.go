@@ -197,16 +197,54 @@ func TestServe_RequiresTargetAndDial(t *testing.T) {
 	}
 }
 
-func TestNextBackoff(t *testing.T) {
-	tests := []struct{ in, want time.Duration }{
-		{0, minAcceptBackoff},
-		{minAcceptBackoff, 2 * minAcceptBackoff},
-		{maxAcceptBackoff, maxAcceptBackoff},
+// flakyListener fails its first Accept with EMFILE (out of file
+// descriptors: temporary), then behaves as the listener it wraps.
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
 	}
-	for _, tt := range tests {
-		if got := nextBackoff(tt.in); got != tt.want {
-			t.Errorf("nextBackoff(%v): got %v, want %v", tt.in, got, tt.want)
+	return l.Listener.Accept()
+}
+
+// TestServe_RetriesTemporaryAcceptErrors: a temporary Accept error is
+// logged and retried; connections accepted afterwards are forwarded.
+func TestServe_RetriesTemporaryAcceptErrors(t *testing.T) {
+	target := countingServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	var d net.Dialer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, &flakyListener{Listener: ln}, Options{Target: target, Dial: d.DialContext, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	}()
+	c := dial(t, ln.Addr().String())
+	if err := c.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	if got, err := io.ReadAll(c); err != nil || string(got) != "got 0" {
+		t.Errorf("reply: got %q, %v; want %q", got, err, "got 0")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: got %v, want nil after cancel", err)
 		}
+	case <-time.After(liveness):
+		t.Fatal("Serve did not return after cancel")
+	}
+	if log := logs.String(); !strings.Contains(log, "accept failed; retrying") {
+		t.Errorf("log: got %q, want the retried Accept error", log)
 	}
 }
 

@@ -1,7 +1,8 @@
-// Package pgwiretest provides a scripted fake PostgreSQL server for tests of
-// code that logs in to a backend: it shows what a client answers to a
+// Package pgwiretest provides scripted fake PostgreSQL servers for tests of
+// code that logs in to a backend. AuthProbe shows what a client answers to a
 // server, or to anyone in the middle, that asks for a given authentication
-// method.
+// method; Server lets scripted roles in and answers scripted queries, so
+// that a proxy can be tested end to end without PostgreSQL.
 package pgwiretest
 
 import (
