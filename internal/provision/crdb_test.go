@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 // fakeCRDB is a scripted Postgres-protocol server on loopback that reports
@@ -90,7 +91,7 @@ func answer(sql string) ([]column, [][]any) {
 		return []column{{"rolname", oidText}, {"record", oidText}}, [][]any{
 			{"wp_alice_laptop_appdb", crdbAliceRecord.String()},
 			{"other_alice_laptop_appdb", crdbAliceRecord.String()}, // not our prefix
-			{"wp_g_appdb_public_readonly", ownerRecord{Waypoint: 1, Kind: recordGroup, Database: "appdb"}.String()},
+			{"wp_g_appdb_public_readonly", plan.Record{Waypoint: 1, Kind: plan.RecordGroup, Database: "appdb"}.String()},
 		}
 	case sql == crdbRecheckSQL:
 		return []column{{"expired", oidBool}, {"in_use", oidBool}, {"record", oidText}},
@@ -115,7 +116,7 @@ func answer(sql string) ([]column, [][]any) {
 }
 
 // crdbAliceRecord is the owner record the fake reports for alice's role.
-var crdbAliceRecord = ownerRecord{Waypoint: 1, Kind: recordUser, Subject: "alice@example.com", Node: "n1", Database: "appdb"}
+var crdbAliceRecord = plan.Record{Waypoint: 1, Kind: plan.RecordUser, Subject: "alice@example.com", Node: "n1", Database: "appdb"}
 
 func encodeValue(v any, binaryFormat bool) []byte {
 	switch v := v.(type) {
