@@ -55,17 +55,8 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan.Plan) error {
 		return err
 	}
 	defer leave()
-	pool, err := p.workPool(pl.Database)
+	conn, err := p.workConn(ctx, pl.Database)
 	if err != nil {
-		return err
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		err = classifyConnect(pl.Database, err)
-		if KindOf(err) == MissingObject {
-			p.dropPool(pl.Database, pool) // don't keep pools for names clients made up
-			p.dbTurns.Delete(pl.Database)
-		}
 		return err
 	}
 	defer conn.Release()
@@ -106,6 +97,26 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan.Plan) error {
 	}
 	pl.ObjectsFP = fingerprintResult(steps, results)
 	return nil
+}
+
+// workConn acquires an admin connection to database. A database that does
+// not exist is forgotten (its pool and turn), so that names clients made up
+// do not accumulate pools.
+func (p *Provisioner) workConn(ctx context.Context, database string) (*pgxpool.Conn, error) {
+	pool, err := p.workPool(database)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		err = classifyConnect(database, err)
+		if KindOf(err) == MissingObject {
+			p.dropPool(database, pool)
+			p.dbTurns.Delete(database)
+		}
+		return nil, err
+	}
+	return conn, nil
 }
 
 // takeTurn serializes, within this process, the transactions that grant

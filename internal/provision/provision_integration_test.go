@@ -397,6 +397,8 @@ func expire(t testing.TB, c *pgtest.Cluster, role string) {
 	c.Exec(t, "postgres", fmt.Sprintf("UPDATE %s SET last_used = '2000-01-01' WHERE role = %s", leaseTable, plan.QuoteLiteral(role)))
 }
 
+// TestIntegration_Cleanup is longer than 60 lines: one scenario, several
+// roles in different states, checked after one pass.
 func TestIntegration_Cleanup(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, c *pgtest.Cluster) {
 		c.CreateAppDatabase(t, "cleandb")

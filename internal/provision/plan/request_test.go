@@ -117,6 +117,8 @@ func newPlanFixture(t *testing.T, sql ...string) planFixture {
 	return planFixture{req: req, user: rec}
 }
 
+// TestRequestPlan is longer than 60 lines because of its table: one row
+// per situation a lookup can describe.
 func TestRequestPlan(t *testing.T) {
 	f := newPlanFixture(t)
 	fsql := newPlanFixture(t, "GRANT SELECT ON t TO {{.Role}}")
