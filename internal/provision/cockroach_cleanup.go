@@ -66,8 +66,11 @@ func (*cockroach) afterCleanup(context.Context) {}
 func (d *cockroach) cleanRole(ctx context.Context, role string, rec plan.Record) (cleanupOutcome, error) {
 	p := d.p
 	lock, ok, err := d.tryLock(ctx, role)
-	if err != nil || !ok {
-		return cleanupOutcome{state: outcomeActive}, err
+	switch {
+	case err != nil:
+		return cleanupOutcome{}, err
+	case !ok: // an Ensure holds it
+		return cleanupOutcome{state: outcomeActive}, nil
 	}
 	defer lock.unlock()
 	if out, clean, err := recheck(ctx, lock.tx, crdbRecheckSQL, role, rec, p.opts.TTL.Seconds()); !clean {
