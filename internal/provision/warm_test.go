@@ -3,7 +3,6 @@ package provision
 import (
 	"errors"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -49,19 +48,23 @@ func TestWarmCache(t *testing.T) {
 }
 
 func TestTextArray(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                  `{}`,
-		"public":            `{"public"}`,
-		"public\x00app":     `{"public","app"}`,
-		"we\"ird\x00b\\c,d": `{"we\"ird","b\\c,d"}`,
-	} {
-		var ss []string
-		if in != "" {
-			ss = strings.Split(in, "\x00")
-		}
-		if got := string(textArray(ss)); got != want {
-			t.Errorf("textArray(%q): got %s, want %s", ss, got, want)
-		}
+	tests := []struct {
+		name string
+		in   []string
+		want string
+	}{
+		{"empty", nil, `{}`},
+		{"one", []string{"public"}, `{"public"}`},
+		{"two", []string{"public", "app"}, `{"public","app"}`},
+		{"quote, backslash and comma", []string{`we"ird`, `b\c,d`}, `{"we\"ird","b\\c,d"}`},
+		{"empty element", []string{""}, `{""}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(textArray(tt.in)); got != tt.want {
+				t.Errorf("textArray(%q): got %s, want %s", tt.in, got, tt.want)
+			}
+		})
 	}
 }
 
