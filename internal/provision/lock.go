@@ -35,20 +35,26 @@ func lockNames(names []string) []string {
 
 // lockAndLookup takes the lock on req's role names, marking them used, and
 // reads what the admin database says about them in the same round trip. A
-// lock another instance holds is retried until ctx is done.
+// lock another instance holds is retried until ctx is done; the error then
+// says so, wherever in an attempt the context ended.
 func (p *Provisioner) lockAndLookup(ctx context.Context, req *plan.Request) (roleLock, *plan.Lookup, error) {
+	const heldMsg = "wait for role lock held by another Waypoint instance"
 	names := lockNames(req.Candidates())
+	held := false
 	for wait := 2 * time.Millisecond; ; wait = min(2*wait, lockPollMax) {
 		b, found := p.queueLookup(req.LookupNames(), req.Candidates())
 		lock, err := p.dialect.lockRoles(ctx, names, b)
-		if err == nil {
+		switch {
+		case err == nil:
 			return lock, found, nil
-		}
-		if !errors.Is(err, errLockHeld) {
+		case held && ctx.Err() != nil:
+			return nil, nil, backendErr(heldMsg, ctx.Err())
+		case !errors.Is(err, errLockHeld):
 			return nil, nil, backendErr("lock role", err)
 		}
+		held = true
 		if err := sleepCtx(ctx, wait); err != nil {
-			return nil, nil, backendErr("wait for role lock held by another Waypoint instance", err)
+			return nil, nil, backendErr(heldMsg, err)
 		}
 	}
 }
