@@ -179,6 +179,19 @@ func (p *Provisioner) RunCleanup(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// lockedForCleanup turns the result of a dialect's try-lock into Cleanup's:
+// locked is true only when the lock was taken; otherwise out and err are
+// what the step returns (outcomeActive when an Ensure holds the lock).
+func lockedForCleanup(ok bool, err error) (out cleanupOutcome, locked bool, _ error) {
+	switch {
+	case err != nil:
+		return cleanupOutcome{}, false, err
+	case !ok:
+		return cleanupOutcome{state: outcomeActive}, false, nil
+	}
+	return cleanupOutcome{}, true, nil
+}
+
 // recheck re-reads, under the role's lock, whether role is still a cleanup
 // candidate, still owned by rec's identity and not in use: sql returns
 // (candidate, in_use, owner record) for the role $1, given args as $2....

@@ -66,11 +66,8 @@ func (*cockroach) afterCleanup(context.Context) {}
 func (d *cockroach) cleanRole(ctx context.Context, role string, rec plan.Record) (cleanupOutcome, error) {
 	p := d.p
 	lock, ok, err := d.tryLock(ctx, role)
-	switch {
-	case err != nil:
-		return cleanupOutcome{}, err
-	case !ok: // an Ensure holds it
-		return cleanupOutcome{state: outcomeActive}, nil
+	if out, locked, err := lockedForCleanup(ok, err); !locked {
+		return out, err
 	}
 	defer lock.unlock()
 	if out, clean, err := recheck(ctx, lock.tx, crdbRecheckSQL, role, rec, p.opts.TTL.Seconds()); !clean {

@@ -53,11 +53,8 @@ func (d *postgres) afterCleanup(ctx context.Context) { d.forgetLeases(ctx) }
 // cleanRole cleans up one candidate under its lease (see Cleanup).
 func (d *postgres) cleanRole(ctx context.Context, role string, rec plan.Record) (cleanupOutcome, error) {
 	lock, ok, err := d.tryLease(ctx, role)
-	switch {
-	case err != nil:
-		return cleanupOutcome{}, err
-	case !ok: // an Ensure holds it
-		return cleanupOutcome{state: outcomeActive}, nil
+	if out, locked, err := lockedForCleanup(ok, err); !locked {
+		return out, err
 	}
 	defer lock.unlock()
 	if out, clean, err := recheck(ctx, d.p.adminPool, pgRecheckSQL, role, rec, d.p.opts.TTL.Seconds()); !clean {
