@@ -22,28 +22,29 @@ const module = "github.com/waypoint-proxy/waypoint"
 // may import. A package missing from this table may not exist: add it here with
 // its place in the flow when you create it.
 var internalDeps = map[string][]string{
-	"internal/identity":    {},
-	"internal/config":      {"internal/units"},
-	"internal/relay":       {},
-	"internal/acceptloop":  {},
-	"internal/certs":       {},
-	"internal/units":       {},
-	"internal/coord":       {},
-	"internal/httpserve":   {},
-	"internal/metrics":     {"internal/httpserve"},
-	"internal/audit":       {},
-	"internal/authz":       {"internal/identity", "internal/units"},
-	"internal/tailnet":     {"internal/identity"}, // includes internal/tailnet/devnet, the demo's private tailnet
-	"internal/tunnel":      {"internal/acceptloop", "internal/relay"},
-	"internal/pgserver":    {},
-	"internal/pgdemo":      {"internal/pgserver"},
-	"internal/pgwire":      {},
-	"internal/provision":   {"internal/identity", "internal/authz"},
-	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/acceptloop", "internal/coord", "internal/metrics", "internal/audit"},
-	"internal/pgtest":      {"internal/pgserver"},
-	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
-	"internal/compat":      {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
-	"internal/console":     {"internal/identity", "internal/authz", "internal/proxy", "internal/coord", "internal/httpserve"},
+	"internal/identity":       {},
+	"internal/config":         {"internal/units"},
+	"internal/relay":          {},
+	"internal/acceptloop":     {},
+	"internal/certs":          {},
+	"internal/units":          {},
+	"internal/coord":          {},
+	"internal/httpserve":      {},
+	"internal/metrics":        {"internal/httpserve"},
+	"internal/audit":          {},
+	"internal/authz":          {"internal/identity", "internal/units"},
+	"internal/tailnet":        {"internal/identity"}, // includes internal/tailnet/devnet, the demo's private tailnet
+	"internal/tunnel":         {"internal/acceptloop", "internal/relay"},
+	"internal/pgserver":       {},
+	"internal/pgdemo":         {"internal/pgserver"},
+	"internal/pgwire":         {},
+	"internal/provision":      {"internal/identity", "internal/authz", "internal/provision/plan"},
+	"internal/provision/plan": {"internal/identity", "internal/authz"}, // the planner: pure, no database (see noDatabase)
+	"internal/proxy":          {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/acceptloop", "internal/coord", "internal/metrics", "internal/audit"},
+	"internal/pgtest":         {"internal/pgserver"},
+	"internal/tailnettest":    {"internal/identity", "internal/tailnet"},
+	"internal/compat":         {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
+	"internal/console":        {"internal/identity", "internal/authz", "internal/proxy", "internal/coord", "internal/httpserve"},
 	// internal/server is what `waypoint serve` runs: it builds every stage
 	// from the configuration, as main did.
 	"internal/server": {"internal/config", "internal/tailnet", "internal/certs", "internal/audit", "internal/authz", "internal/coord", "internal/metrics", "internal/pgwire", "internal/provision", "internal/proxy", "internal/console"},
@@ -61,8 +62,17 @@ var restricted = map[string][]string{
 	"github.com/jackc/pgx/v5/pgproto3":    {"internal/pgwire"},
 	"github.com/jackc/pgx/v5/pgconn":      {"internal/pgwire", "internal/provision", "internal/pgtest"},
 	"github.com/BurntSushi/toml":          {"internal/config"},
-	"github.com/pganalyze/pg_query_go/v6": {"internal/provision"},
+	"github.com/pganalyze/pg_query_go/v6": {"internal/provision/plan"},
 }
+
+// noDatabase packages may not import a database driver or database/sql:
+// they decide, they do not connect.
+var noDatabase = map[string]bool{
+	"internal/provision/plan": true,
+}
+
+// databasePackages are the import-path prefixes noDatabase refuses.
+var databasePackages = []string{"database/sql", "github.com/jackc/pgx", "github.com/lib/pq"}
 
 // stdlibOnly packages may import nothing outside the standard library and the
 // module packages internalDeps allows.
@@ -129,17 +139,31 @@ func checkImport(pkg, imp string) string {
 	if stdlibOnly[topPackage(pkg)] && isThirdParty(imp) {
 		return "this package is standard-library only"
 	}
+	if noDatabase[topPackage(pkg)] {
+		for _, db := range databasePackages {
+			if imp == db || strings.HasPrefix(imp, db+"/") {
+				return "this package may not use a database"
+			}
+		}
+	}
 	return ""
 }
 
-// topPackage maps a package to the layout entry it belongs to: subpackages of
-// internal/x count as internal/x.
+// topPackage maps a package to the layout entry it belongs to: the longest
+// entry of internalDeps that is the package or contains it, so subpackages
+// of internal/x count as internal/x unless they have an entry of their own
+// (internal/provision/plan); otherwise internal/x.
 func topPackage(p string) string {
 	parts := strings.Split(p, "/")
-	if len(parts) >= 2 && parts[0] == "internal" {
-		return parts[0] + "/" + parts[1]
+	if len(parts) < 2 || parts[0] != "internal" {
+		return p
 	}
-	return p
+	for n := len(parts); n > 2; n-- {
+		if sub := strings.Join(parts[:n], "/"); internalDeps[sub] != nil {
+			return sub
+		}
+	}
+	return parts[0] + "/" + parts[1]
 }
 
 func isThirdParty(imp string) bool {
@@ -229,6 +253,15 @@ func TestCheckImport(t *testing.T) {
 		{"cmd/waypoint", module + "/internal/config", true},
 		{"internal/proxy", module + "/internal/config", false},
 		{"internal/newthing", module + "/internal/identity", false},
+		{"internal/provision", module + "/internal/provision/plan", true},
+		{"internal/provision/plan", module + "/internal/provision", false},
+		{"internal/provision/plan", module + "/internal/authz", true},
+		{"internal/provision/plan", "github.com/pganalyze/pg_query_go/v6", true},
+		{"internal/provision/plan", "github.com/jackc/pgx/v5", false},
+		{"internal/provision/plan", "github.com/jackc/pgx/v5/pgconn", false},
+		{"internal/provision/plan", "database/sql", false},
+		{"internal/provision", "github.com/pganalyze/pg_query_go/v6", false},
+		{"internal/proxy", module + "/internal/provision/plan", false},
 	}
 	for _, tt := range tests {
 		t.Run(path.Base(tt.pkg)+"→"+tt.imp, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 // SQLSTATEs the provisioning transaction classifies.
@@ -24,7 +25,7 @@ const (
 	sqlstateDeadlock              = "40P01"
 	sqlstateInternal              = "XX000" // "tuple concurrently updated"
 	sqlstatePrivilegeNotGranted   = "01007" // warning: no/not all privileges were granted
-	sqlstateDivisionByZero        = "22012" // acquireSQL: a lease is held by another
+	sqlstateDivisionByZero        = "22012" // leaseLock.acquireSQL: a lease is held by another
 	sqlstateDuplicateSchema       = "42P06"
 	sqlstateDuplicateTable        = "42P07"
 	sqlstateDependentObjects      = "2BP01" // DROP ROLE: the role still owns objects or holds privileges
@@ -44,27 +45,18 @@ func (p *Provisioner) verifier(password, role string) (string, error) {
 // warns that a privilege was not granted (the admin holds it without GRANT
 // OPTION), it checks what each group effectively holds and rolls back if
 // anything is missing.
-func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
-	steps, err := pl.steps()
+func (p *Provisioner) apply(ctx context.Context, pl *plan.Plan) error {
+	steps, err := pl.Steps(p.dialect)
 	if err != nil {
 		return err
 	}
-	unlock, err := p.lockDatabase(ctx, pl.Database)
+	leave, err := p.takeTurn(ctx, pl.Database)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	pool, err := p.pool(pl.Database)
+	defer leave()
+	conn, err := p.workConn(ctx, pl.Database)
 	if err != nil {
-		return err
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		err = classifyConnect(pl.Database, err)
-		if KindOf(err) == MissingObject {
-			p.dropPool(pl.Database, pool) // don't keep pools for names clients made up
-			p.dbLocks.Delete(pl.Database)
-		}
 		return err
 	}
 	defer conn.Release()
@@ -73,7 +65,7 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
 	if pl.Fingerprint != nil {
 		// Prepared once per connection (pgx remembers it), so the query is
 		// not planned on every provisioning.
-		if _, err := conn.Conn().Prepare(ctx, fingerprintStmt, objectsFingerprintSQL); err != nil {
+		if _, err := conn.Conn().Prepare(ctx, fingerprintStmt, plan.ObjectsFingerprintSQL); err != nil {
 			stop()
 			return classifyPG("prepare objects fingerprint", "", err)
 		}
@@ -107,13 +99,34 @@ func (p *Provisioner) apply(ctx context.Context, pl *plan) error {
 	return nil
 }
 
-// lockDatabase serializes, within this process, the transactions that
-// grant in database: concurrent GRANTs on the same objects otherwise fail
-// with "tuple concurrently updated". (Between instances, such a conflict
-// is retried; see applyLocked.) The wait is bounded by ctx. It is not a
-// database lock: nothing a user does can hold it.
-func (p *Provisioner) lockDatabase(ctx context.Context, database string) (unlock func(), err error) {
-	v, _ := p.dbLocks.LoadOrStore(database, make(chan struct{}, 1))
+// workConn acquires an admin connection to database. A database that does
+// not exist is forgotten (its pool and turn), so that names clients made up
+// do not accumulate pools.
+func (p *Provisioner) workConn(ctx context.Context, database string) (*pgxpool.Conn, error) {
+	pool, err := p.workPool(database)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		err = classifyConnect(database, err)
+		if KindOf(err) == MissingObject {
+			p.dropPool(database, pool)
+			p.dbTurns.Delete(database)
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+// takeTurn serializes, within this process, the transactions that grant
+// in database: concurrent GRANTs on the same objects otherwise fail with
+// "tuple concurrently updated". (Between instances, such a conflict is
+// retried; see applyLocked.) The wait is bounded by ctx; call leave when
+// done. It is an in-process mutex, not a database lock: nothing a user
+// does can hold it.
+func (p *Provisioner) takeTurn(ctx context.Context, database string) (leave func(), err error) {
+	v, _ := p.dbTurns.LoadOrStore(database, make(chan struct{}, 1))
 	ch := v.(chan struct{})
 	select {
 	case ch <- struct{}{}:
@@ -125,7 +138,7 @@ func (p *Provisioner) lockDatabase(ctx context.Context, database string) (unlock
 
 // fingerprintResult returns the objects fingerprint the transaction read,
 // or "" (results[0] is BEGIN).
-func fingerprintResult(steps []step, results []*pgconn.Result) string {
+func fingerprintResult(steps []plan.Step, results []*pgconn.Result) string {
 	for i, s := range steps {
 		if s.FP && i+1 < len(results) && len(results[i+1].Rows) == 1 && len(results[i+1].Rows[0]) == 1 {
 			return string(results[i+1].Rows[0][0])
@@ -166,7 +179,7 @@ func hasWarning(notices []*pgconn.Notice, code string) bool {
 // verifyGroups checks, inside the transaction, that every group holds its
 // preset's privileges on every object of its schema; it returns CannotGrant
 // naming the first object that is missing.
-func (p *Provisioner) verifyGroups(ctx context.Context, conn *pgxpool.Conn, pl *plan) error {
+func (p *Provisioner) verifyGroups(ctx context.Context, conn *pgxpool.Conn, pl *plan.Plan) error {
 	for _, g := range pl.Groups {
 		obj, err := firstMissing(ctx, conn, g.Name, g.Schema, g.Preset, false)
 		if err != nil {
@@ -182,7 +195,7 @@ func (p *Provisioner) verifyGroups(ctx context.Context, conn *pgxpool.Conn, pl *
 
 // classifyStep turns the failure of steps[i] into an *Error. For a refused
 // preset grant it asks the database which object the admin may not grant.
-func (p *Provisioner) classifyStep(ctx context.Context, conn *pgxpool.Conn, steps []step, i int, err error) error {
+func (p *Provisioner) classifyStep(ctx context.Context, conn *pgxpool.Conn, steps []plan.Step, i int, err error) error {
 	if i < 0 || i >= len(steps) {
 		return classifyPG("provision role", "", err)
 	}
@@ -201,7 +214,7 @@ func (p *Provisioner) classifyStep(ctx context.Context, conn *pgxpool.Conn, step
 	case s.Schema != "":
 		return classifyPG("grant preset", "schema "+s.Schema, err)
 	case isPG && pgErr.Code == sqlstateInsufficientPrivilege && isRoleDDL(s.SQL):
-		return &Error{Kind: CannotGrant, Object: objectCreateRole, Msg: "the admin role may not create or alter roles", Err: err}
+		return &Error{Kind: CannotGrant, Object: plan.ObjectCreateRole, Msg: "the admin role may not create or alter roles", Err: err}
 	}
 	return classifyPG("provision role", "", err)
 }

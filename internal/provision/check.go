@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 // Finding is one problem Check found with the admin role's rights, and the
@@ -40,7 +41,7 @@ func (o dbObject) String() string {
 // ("" = current_user) lacks preset's privileges (with grantOption: the right
 // to grant them), tables and sequences first.
 func missingObjects(ctx context.Context, q querier, role, schema string, preset authz.Preset, grantOption bool, limit int) ([]dbObject, error) {
-	sql, err := missingQuery(preset, grantOption)
+	sql, err := plan.MissingQuery(preset, grantOption)
 	if err != nil {
 		return nil, err
 	}
@@ -73,17 +74,17 @@ func (p *Provisioner) Check(ctx context.Context, databases []string, schemas []s
 	}
 	var admin string
 	var login, createRole, super bool
-	err := p.admin.QueryRow(ctx, `SELECT rolname::text, rolcanlogin, rolcreaterole, rolsuper FROM pg_roles WHERE rolname = current_user`).
+	err := p.adminPool.QueryRow(ctx, `SELECT rolname::text, rolcanlogin, rolcreaterole, rolsuper FROM pg_roles WHERE rolname = current_user`).
 		Scan(&admin, &login, &createRole, &super)
 	if err != nil {
 		return nil, backendErr("read admin role", err)
 	}
 	var out []Finding
 	if !login {
-		out = append(out, Finding{"admin role " + admin + " lacks LOGIN", "ALTER ROLE " + quoteIdent(admin) + " LOGIN"})
+		out = append(out, Finding{"admin role " + admin + " lacks LOGIN", "ALTER ROLE " + plan.QuoteIdent(admin) + " LOGIN"})
 	}
 	if !createRole && !super {
-		out = append(out, Finding{"admin role " + admin + " lacks CREATEROLE", "ALTER ROLE " + quoteIdent(admin) + " CREATEROLE"})
+		out = append(out, Finding{"admin role " + admin + " lacks CREATEROLE", "ALTER ROLE " + plan.QuoteIdent(admin) + " CREATEROLE"})
 	}
 	for _, db := range databases {
 		found, err := p.checkDatabase(ctx, admin, db, schemas)
@@ -96,7 +97,7 @@ func (p *Provisioner) Check(ctx context.Context, databases []string, schemas []s
 }
 
 func (p *Provisioner) checkDatabase(ctx context.Context, admin, db string, schemas []string) ([]Finding, error) {
-	pool, err := p.pool(db)
+	pool, err := p.workPool(db)
 	if err != nil {
 		return nil, err
 	}
@@ -107,12 +108,12 @@ func (p *Provisioner) checkDatabase(ctx context.Context, admin, db string, schem
 		p.dropPool(db, pool)
 		return []Finding{{
 			Problem: fmt.Sprintf("database %s does not exist", db),
-			Fix:     fmt.Sprintf("CREATE DATABASE %s, or stop naming it", quoteIdent(db)),
+			Fix:     fmt.Sprintf("CREATE DATABASE %s, or stop naming it", plan.QuoteIdent(db)),
 		}}, nil
 	case errors.As(err, &pgErr) && pgErr.Code == sqlstateInsufficientPrivilege:
 		return []Finding{{
 			Problem: fmt.Sprintf("admin cannot connect to database %s: %s", db, pgErr.Message),
-			Fix:     fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", quoteIdent(db), quoteIdent(admin)),
+			Fix:     fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", plan.QuoteIdent(db), plan.QuoteIdent(admin)),
 		}}, nil
 	case err != nil:
 		return nil, backendErr("connect to database "+db, err)
@@ -126,7 +127,7 @@ func (p *Provisioner) checkDatabase(ctx context.Context, admin, db string, schem
 		}
 		if !exists {
 			out = append(out, Finding{Problem: fmt.Sprintf("schema %s does not exist in database %s", s, db),
-				Fix: fmt.Sprintf("CREATE SCHEMA %s (in database %s), or remove it from the grant", quoteIdent(s), db)})
+				Fix: fmt.Sprintf("CREATE SCHEMA %s (in database %s), or remove it from the grant", plan.QuoteIdent(s), db)})
 			continue
 		}
 		seen := map[string]bool{}
@@ -151,14 +152,14 @@ func (p *Provisioner) checkDatabase(ctx context.Context, admin, db string, schem
 
 // fixFor is the statement that lets admin grant on o.
 func fixFor(o dbObject, admin string) string {
-	a := quoteIdent(admin)
+	a := plan.QuoteIdent(admin)
 	switch o.Kind {
 	case "schema":
-		return fmt.Sprintf("GRANT USAGE, CREATE ON SCHEMA %s TO %s WITH GRANT OPTION", quoteIdent(o.Schema), a)
+		return fmt.Sprintf("GRANT USAGE, CREATE ON SCHEMA %s TO %s WITH GRANT OPTION", plan.QuoteIdent(o.Schema), a)
 	case "sequence":
-		return fmt.Sprintf("GRANT ALL ON SEQUENCE %s TO %s WITH GRANT OPTION", quoteQualified(o.Schema, o.Name), a)
+		return fmt.Sprintf("GRANT ALL ON SEQUENCE %s TO %s WITH GRANT OPTION", plan.QuoteQualified(o.Schema, o.Name), a)
 	}
-	name := quoteQualified(o.Schema, o.Name)
+	name := plan.QuoteQualified(o.Schema, o.Name)
 	return fmt.Sprintf("GRANT ALL ON TABLE %s TO %s WITH GRANT OPTION (or ALTER TABLE %s OWNER TO %s)", name, a, name, a)
 }
 
@@ -166,7 +167,7 @@ func fixFor(o dbObject, admin string) string {
 // every database that is not a template and accepts connections (the admin
 // can see them all in pg_database, whether or not it may connect).
 func (p *Provisioner) Databases(ctx context.Context) ([]string, error) {
-	rows, err := p.admin.Query(ctx, "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1")
+	rows, err := p.adminPool.Query(ctx, "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1")
 	if err != nil {
 		return nil, backendErr("list databases", err)
 	}

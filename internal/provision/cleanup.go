@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 // CleanupResult says what one Cleanup pass did.
@@ -43,30 +44,23 @@ type CleanupResult struct {
 // function it owns runs with no rights beyond those objects. When the same
 // identity connects again, Ensure reactivates the role (LOGIN, its grant's
 // memberships) and the user finds its objects. The error is non-nil only
-// when the pass could not run at all. On CockroachDB see dropRoleCRDB.
+// when the pass could not run at all. On CockroachDB see cockroach.cleanRole.
 func (p *Provisioner) Cleanup(ctx context.Context) (CleanupResult, error) {
 	p.stats.cleanupRuns.Add(1)
 	var res CleanupResult
-	query, clean := expiredRolesSQL, p.cleanRole
-	if p.crdb {
-		query, clean = crdbExpiredRolesSQL, p.dropRoleCRDB
-	} else {
-		p.waitUnlocks(ctx) // a role released just now is not "in use"
-	}
-	cands, err := p.expiredRoles(ctx, query, p.opts.Prefix, p.opts.TTL.Seconds())
+	p.dialect.beforeCleanup(ctx)
+	cands, err := p.expiredRoles(ctx, p.dialect.expiredRolesSQL(), p.opts.Prefix, p.opts.TTL.Seconds())
 	if err != nil {
 		return res, err
 	}
 	for _, c := range cands {
-		out, err := clean(ctx, c.name, c.rec)
+		out, err := p.dialect.cleanRole(ctx, c.name, c.rec)
 		p.countCleanup(&res, c.name, c.rec, out, err)
 		if ctx.Err() != nil {
 			return res, backendErr("cleanup", ctx.Err())
 		}
 	}
-	if !p.crdb {
-		p.forgetLeases(ctx)
-	}
+	p.dialect.afterCleanup(ctx)
 	return res, nil
 }
 
@@ -82,37 +76,6 @@ const (
 	outcomeActive      = "active"
 )
 
-// expiredRolesSQL lists roles with the prefix $1 that are candidates for
-// cleanup, with their comments (owner records): login roles whose last use
-// (or, for roles from before last use was recorded, VALID UNTIL) is more
-// than $2 seconds ago, and NOLOGIN roles that own nothing.
-const expiredRolesSQL = `SELECT r.rolname::text, coalesce(shobj_description(r.oid, 'pg_authid'), '')
-  FROM pg_roles r LEFT JOIN ` + leaseTable + ` w ON w.role = r.rolname
- WHERE starts_with(r.rolname, $1) AND ` + idleSQL + `
- ORDER BY 1`
-
-// idleSQL is the condition on pg_roles r, leaseTable w and the TTL in
-// seconds $2 that makes a role a cleanup candidate.
-const idleSQL = `CASE WHEN r.rolcanlogin
-       THEN coalesce(w.last_used + make_interval(secs => $2) < now(), r.rolvaliduntil < now())
-       ELSE NOT EXISTS (SELECT 1 FROM pg_shdepend d
-                         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid AND d.deptype = 'o')
-     END`
-
-// recheckSQL re-reads role $1 under its lease: still a candidate (TTL $2
-// seconds), whether any session of it is open, its owner record.
-const recheckSQL = `SELECT ` + idleSQL + `,
-       EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.usename = r.rolname),
-       coalesce(shobj_description(r.oid, 'pg_authid'), '')
-  FROM pg_roles r LEFT JOIN ` + leaseTable + ` w ON w.role = r.rolname WHERE r.rolname = $1`
-
-// dependenciesSQL lists what role $1 has in each database (dbid 0: shared
-// objects): the number of objects it owns and the database name.
-const dependenciesSQL = `SELECT coalesce(d.datname::text, ''), count(*) FILTER (WHERE s.deptype = 'o')
-  FROM pg_shdepend s LEFT JOIN pg_database d ON d.oid = s.dbid
- WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)
- GROUP BY 1 ORDER BY 1`
-
 // membershipsSQL lists the roles role $1 is a member of.
 const membershipsSQL = `SELECT g.rolname::text FROM pg_auth_members m
   JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
@@ -122,21 +85,21 @@ const membershipsSQL = `SELECT g.rolname::text FROM pg_auth_members m
 // Waypoint user owner record.
 type expiredRole struct {
 	name string
-	rec  ownerRecord
+	rec  plan.Record
 }
 
 // expiredRoles runs query, which returns (role name, owner record) of
 // cleanup candidates, and keeps the Waypoint user roles with this
 // provisioner's prefix.
 func (p *Provisioner) expiredRoles(ctx context.Context, query string, args ...any) ([]expiredRole, error) {
-	rows, err := p.admin.Query(ctx, query, args...)
+	rows, err := p.adminPool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, backendErr("list expired roles", err)
 	}
 	var out []expiredRole
 	var name, record string
 	_, err = pgx.ForEachRow(rows, []any{&name, &record}, func() error {
-		if rec, ours := parseRecord(record); ours && rec.Kind == recordUser && strings.HasPrefix(name, p.opts.Prefix) {
+		if rec, ours := plan.ParseRecord(record); ours && rec.Kind == plan.RecordUser && strings.HasPrefix(name, p.opts.Prefix) {
 			out = append(out, expiredRole{name, rec})
 		}
 		return nil
@@ -149,7 +112,7 @@ func (p *Provisioner) expiredRoles(ctx context.Context, query string, args ...an
 
 // countCleanup records the outcome for one role in res, the counters and
 // the log.
-func (p *Provisioner) countCleanup(res *CleanupResult, role string, rec ownerRecord, out cleanupOutcome, err error) {
+func (p *Provisioner) countCleanup(res *CleanupResult, role string, rec plan.Record, out cleanupOutcome, err error) {
 	switch {
 	case err != nil:
 		res.Errors++
@@ -170,120 +133,10 @@ func (p *Provisioner) countCleanup(res *CleanupResult, role string, rec ownerRec
 	}
 }
 
-// cleanRole cleans up one candidate under its lease (see Cleanup).
-func (p *Provisioner) cleanRole(ctx context.Context, role string, rec ownerRecord) (cleanupOutcome, error) {
-	lock, ok, err := p.tryLockRole(ctx, role)
-	if err != nil || !ok {
-		if err == nil {
-			return cleanupOutcome{state: outcomeActive}, nil
-		}
-		return cleanupOutcome{}, err
-	}
-	defer lock.unlock()
-	if clean, active, err := recheck(ctx, p.admin, recheckSQL, role, rec, p.opts.TTL.Seconds()); !clean {
-		if active {
-			return cleanupOutcome{state: outcomeActive}, err
-		}
-		return cleanupOutcome{}, err
-	}
-	owned, dbs, err := p.dependencies(ctx, role, rec.Database)
-	if err != nil {
-		return cleanupOutcome{}, err
-	}
-	if err := p.deactivate(ctx, role, dbs); err != nil {
-		return cleanupOutcome{}, err
-	}
-	if owned == 0 {
-		_, err := p.admin.Exec(ctx, "DROP ROLE "+quoteIdent(role))
-		var pgErr *pgconn.PgError
-		switch {
-		case err == nil:
-			return cleanupOutcome{state: outcomeDropped}, nil
-		case !errors.As(err, &pgErr) || pgErr.Code != sqlstateDependentObjects:
-			return cleanupOutcome{}, fmt.Errorf("drop role: %w", err)
-		}
-		// It holds something the admin cannot revoke (a privilege another
-		// role granted it): keep it deactivated.
-		p.log.Info("cleanup: role holds privileges the admin cannot revoke; keeping it deactivated", "role", role, "detail", pgErr.Detail)
-	}
-	rec.State, rec.SQL, rec.Grant = stateInactive, "", ""
-	if _, err := p.admin.Exec(ctx, "COMMENT ON ROLE "+quoteIdent(role)+" IS "+quoteLiteral(rec.String())); err != nil {
-		return cleanupOutcome{}, fmt.Errorf("mark role inactive: %w", err)
-	}
-	return cleanupOutcome{state: outcomeDeactivated, owned: owned}, nil
-}
-
-// dependencies returns how many objects role owns (in every database) and
-// the databases where it owns objects or holds privileges, with home (its
-// own database) first.
-func (p *Provisioner) dependencies(ctx context.Context, role, home string) (owned int64, dbs []string, err error) {
-	rows, err := p.admin.Query(ctx, dependenciesSQL, role)
-	if err != nil {
-		return 0, nil, fmt.Errorf("list the role's objects: %w", err)
-	}
-	dbs = []string{home}
-	var db string
-	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&db, &n}, func() error {
-		owned += n
-		if db != "" && db != home {
-			dbs = append(dbs, db)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("list the role's objects: %w", err)
-	}
-	return owned, dbs, nil
-}
-
-// deactivate makes role unable to log in or to use anything but its own
-// objects: NOLOGIN without a password, no role memberships, and no
-// privilege the admin can revoke in dbs (cluster-wide ones included).
-func (p *Provisioner) deactivate(ctx context.Context, role string, dbs []string) error {
-	r := quoteIdent(role)
-	// The admin must be a member to revoke privileges the role's own
-	// objects were granted with and to alter its default privileges.
-	for _, sql := range []string{"ALTER ROLE " + r + " WITH NOLOGIN PASSWORD NULL", "GRANT " + r + " TO CURRENT_USER"} {
-		if _, err := p.admin.Exec(ctx, sql); err != nil && !isAlreadyMember(err) {
-			return fmt.Errorf("deactivate role: %w", err)
-		}
-	}
-	if err := p.revokeMemberships(ctx, role); err != nil {
-		return err
-	}
-	for _, db := range dbs {
-		if err := p.resetIn(ctx, db, role); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// resetIn runs resetDirectSQL for role in database, serialized with the
-// provisioning transactions there (in this process; a conflict with
-// another instance's is retried, as in applyLocked).
-func (p *Provisioner) resetIn(ctx context.Context, database, role string) error {
-	unlock, err := p.lockDatabase(ctx, database)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	for attempt := 1; ; attempt++ {
-		err := p.execIn(ctx, database, resetDirectSQL(role))
-		if err == nil || attempt == maxApplyAttempts || !isConflict(err) {
-			return err
-		}
-		if err := sleepCtx(ctx, conflictBackoff(attempt)); err != nil {
-			return err
-		}
-	}
-}
-
 // revokeMemberships revokes every role membership of role, one REVOKE at a
 // time on the admin database.
 func (p *Provisioner) revokeMemberships(ctx context.Context, role string) error {
-	rows, err := p.admin.Query(ctx, membershipsSQL, role)
+	rows, err := p.adminPool.Query(ctx, membershipsSQL, role)
 	if err != nil {
 		return fmt.Errorf("list memberships: %w", err)
 	}
@@ -292,31 +145,11 @@ func (p *Provisioner) revokeMemberships(ctx context.Context, role string) error 
 		return fmt.Errorf("list memberships: %w", err)
 	}
 	for _, g := range groups {
-		if err := p.execIn(ctx, p.adminDB, "REVOKE "+quoteIdent(g)+" FROM "+quoteIdent(role)); err != nil {
+		if err := p.execIn(ctx, p.adminDB, "REVOKE "+plan.QuoteIdent(g)+" FROM "+plan.QuoteIdent(role)); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// isAlreadyMember reports whether err is PostgreSQL's refusal to grant a
-// membership the member already has (PostgreSQL 16+ is silent about it,
-// 15 only notices; kept for safety).
-func isAlreadyMember(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == sqlstateDuplicateObject
-}
-
-// forgetLeasesSQL deletes lease rows of role names that do not exist and
-// are not held: names locked as a clash alternative, and roles dropped.
-const forgetLeasesSQL = `DELETE FROM ` + leaseTable + ` w
- WHERE w.held_until < now() AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = w.role)`
-
-// forgetLeases runs forgetLeasesSQL; a failure is only logged.
-func (p *Provisioner) forgetLeases(ctx context.Context) {
-	if _, err := p.admin.Exec(ctx, forgetLeasesSQL); err != nil && ctx.Err() == nil {
-		p.log.Warn("cleanup: could not delete unused lease rows", "err", err)
-	}
 }
 
 // RunCleanup runs Cleanup every interval until ctx is done, and returns
@@ -353,25 +186,62 @@ func (p *Provisioner) RunCleanup(ctx context.Context, interval time.Duration, re
 	}
 }
 
+// lockedForCleanup turns the result of a dialect's try-lock into Cleanup's:
+// locked is true only when the lock was taken; otherwise out and err are
+// what the step returns (outcomeActive when an Ensure holds the lock).
+func lockedForCleanup(ok bool, err error) (out cleanupOutcome, locked bool, _ error) {
+	switch {
+	case err != nil:
+		return cleanupOutcome{}, false, err
+	case !ok:
+		return cleanupOutcome{state: outcomeActive}, false, nil
+	}
+	return cleanupOutcome{}, true, nil
+}
+
 // recheck re-reads, under the role's lock, whether role is still a cleanup
 // candidate, still owned by rec's identity and not in use: sql returns
 // (candidate, in_use, owner record) for the role $1, given args as $2....
-// clean is true only when all three hold; active is true when the role is
-// in use. A role that is gone or changed gives clean=false without error.
+// clean is true only when all three hold; otherwise out is what Cleanup
+// did with the role: outcomeActive when it is in use, nothing when it is
+// gone or changed (without error).
 func recheck(ctx context.Context, q interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, sql, role string, rec ownerRecord, args ...any) (clean, active bool, err error) {
+}, sql, role string, rec plan.Record, args ...any) (out cleanupOutcome, clean bool, err error) {
 	var candidate, inUse bool
 	var record string
 	err = q.QueryRow(ctx, sql, append([]any{role}, args...)...).Scan(&candidate, &inUse, &record)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, false, nil
+		return cleanupOutcome{}, false, nil
 	}
 	if err != nil {
-		return false, false, fmt.Errorf("recheck: %w", err)
+		return cleanupOutcome{}, false, fmt.Errorf("recheck: %w", err)
 	}
-	if cur, ours := parseRecord(record); !ours || !cur.sameOwner(rec) || !candidate {
-		return false, false, nil
+	if cur, ours := plan.ParseRecord(record); !ours || !cur.SameOwner(rec) || !candidate {
+		return cleanupOutcome{}, false, nil
 	}
-	return !inUse, inUse, nil
+	if inUse {
+		return cleanupOutcome{state: outcomeActive}, false, nil
+	}
+	return cleanupOutcome{}, true, nil
+}
+
+// execIn runs statements one by one on a connection to database; a
+// database that no longer exists is skipped.
+func (p *Provisioner) execIn(ctx context.Context, database string, statements ...string) error {
+	pool, err := p.workPool(database)
+	if err != nil {
+		return err
+	}
+	for _, sql := range statements {
+		_, err := pool.Exec(ctx, sql)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == sqlstateInvalidCatalogName {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", strings.SplitN(sql, " ", 2)[0], database, err)
+		}
+	}
+	return nil
 }

@@ -2,342 +2,237 @@ package provision
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
-	"net"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
-// fakeCRDB is a scripted Postgres-protocol server on loopback that reports
-// a CockroachDB version, answers the queries the provisioner sends with
-// empty or fixed results, and records every statement it receives.
-type fakeCRDB struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	stmts []string
-	wg    sync.WaitGroup
-	// dependents makes DROP ROLE fail as CockroachDB does for a role that
-	// still owns objects (SQLSTATE 2BP01).
-	dependents bool
-}
-
-func startFakeCRDB(t *testing.T) *fakeCRDB {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeCRDB{ln: ln}
-	f.wg.Add(1)
-	go f.accept()
-	t.Cleanup(func() { ln.Close(); f.wg.Wait() })
-	return f
-}
-
-func (f *fakeCRDB) accept() {
-	defer f.wg.Done()
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer c.Close()
-			_ = f.serve(c)
-		}()
-	}
-}
-
-func (f *fakeCRDB) record(sql string) {
-	f.mu.Lock()
-	f.stmts = append(f.stmts, sql)
-	f.mu.Unlock()
-}
-
-func (f *fakeCRDB) statements() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.stmts...)
-}
-
-// column is one result column of a scripted answer.
-type column struct {
-	name string
-	oid  uint32
-}
+// Scripts for the fake CockroachDB (crdbfake_test.go). Each scenario lists
+// every statement the provisioner sends, in order.
 
 const (
-	oidText        = 25
-	oidBool        = 16
-	oidTimestamptz = 1184
-	oidTextArray   = 1009
-	oidFloat8      = 701
+	aliceRole  = "wp_alice_laptop_appdb"
+	aliceGroup = "wp_g_appdb_public_readonly"
 )
 
-// answer scripts the result of sql: its columns and rows (as Go values).
-func answer(sql string) ([]column, [][]any) {
-	switch {
-	case sql == crdbExpiredRolesSQL:
-		return []column{{"rolname", oidText}, {"record", oidText}}, [][]any{
-			{"wp_alice_laptop_appdb", crdbAliceRecord.String()},
-			{"other_alice_laptop_appdb", crdbAliceRecord.String()}, // not our prefix
-			{"wp_g_appdb_public_readonly", ownerRecord{Waypoint: 1, Kind: recordGroup, Database: "appdb"}.String()},
-		}
-	case sql == crdbRecheckSQL:
-		return []column{{"expired", oidBool}, {"in_use", oidBool}, {"record", oidText}},
-			[][]any{{true, false, crdbAliceRecord.String()}}
-	case sql == crdbGrantsSQL("wp_alice_laptop_appdb"):
-		return []column{{"object_type", oidText}, {"database_name", oidText}, {"schema_name", oidText}, {"object_name", oidText}},
-			[][]any{{"table", "appdb", "public", "audit_log"}, {"database", "appdb", "", ""}}
-	case sql == membershipsSQL:
-		return []column{{"rolname", oidText}}, [][]any{{"wp_g_appdb_public_readonly"}}
-	case strings.Contains(sql, "version()"):
-		return []column{{"version", oidText}}, [][]any{{"CockroachDB CCL v23.2.0 (x86_64-pc-linux-gnu, built 2024/01/01)"}}
-	case strings.Contains(sql, "now()"):
-		return []column{{"now", oidTimestamptz}}, [][]any{{time.Now()}}
-	case strings.HasPrefix(sql, "SELECT r.rolname"):
-		return []column{{"rolname", oidText}, {"record", oidText}, {"has", oidBool}}, nil
-	case strings.HasPrefix(sql, "SELECT DISTINCT u.rolname"):
-		return []column{{"member", oidText}, {"group", oidText}, {"record", oidText}}, nil
-	case strings.HasPrefix(sql, "SELECT role FROM"):
-		return []column{{"role", oidText}}, nil
-	}
-	return nil, nil
-}
+var (
+	aliceEff  = authz.Effective{Database: "appdb", Preset: authz.Readonly, Schemas: authz.SchemaGrants(authz.Readonly, "public")}
+	rolesCols = []column{{"rolname", oidText}, {"record", oidText}, {"has", oidBool}}
+	membCols  = []column{{"member", oidText}, {"group", oidText}, {"record", oidText}}
+	groupRec  = plan.Record{Waypoint: 1, Kind: plan.RecordGroup, Database: "appdb", Schema: "public", Preset: "readonly"}
+	// crdbAliceRecord is the owner record Cleanup finds for alice's role.
+	crdbAliceRecord = plan.Record{Waypoint: 1, Kind: plan.RecordUser, Subject: "alice@example.com", Node: "n1", Database: "appdb"}
+)
 
-// crdbAliceRecord is the owner record the fake reports for alice's role.
-var crdbAliceRecord = ownerRecord{Waypoint: 1, Kind: recordUser, Subject: "alice@example.com", Node: "n1", Database: "appdb"}
-
-func encodeValue(v any, binaryFormat bool) []byte {
-	switch v := v.(type) {
-	case bool:
-		switch {
-		case binaryFormat && v:
-			return []byte{1}
-		case binaryFormat:
-			return []byte{0}
-		case v:
-			return []byte("t")
-		}
-		return []byte("f")
-	case string:
-		return []byte(v)
-	case time.Time:
-		if !binaryFormat {
-			return []byte(v.UTC().Format("2006-01-02 15:04:05.999999") + "+00")
-		}
-		epoch := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-		return binary.BigEndian.AppendUint64(nil, uint64(v.Sub(epoch).Microseconds()))
-	}
-	return nil
-}
-
-func rowDescription(cols []column) pgproto3.BackendMessage {
-	if cols == nil {
-		return &pgproto3.NoData{}
-	}
-	rd := &pgproto3.RowDescription{}
-	for _, c := range cols {
-		rd.Fields = append(rd.Fields, pgproto3.FieldDescription{Name: []byte(c.name), DataTypeOID: c.oid, DataTypeSize: -1, TypeModifier: -1})
-	}
-	return rd
-}
-
-func commandTag(sql string) string {
-	word, _, _ := strings.Cut(strings.TrimSpace(sql), " ")
-	return strings.ToUpper(word)
-}
-
-// serve speaks just enough of the protocol for pgx: startup without
-// authentication, the extended protocol (named and unnamed statements,
-// pipelines) and simple queries of one statement.
-func (f *fakeCRDB) serve(c net.Conn) error {
-	be := pgproto3.NewBackend(c, c)
-	msg, err := be.ReceiveStartupMessage()
-	if _, ok := msg.(*pgproto3.SSLRequest); ok {
-		c.Write([]byte("N"))
-		msg, err = be.ReceiveStartupMessage()
-	}
-	if err != nil {
-		return err
-	}
-	be.Send(&pgproto3.AuthenticationOk{})
-	for k, v := range map[string]string{"server_version": "13.0.0", "client_encoding": "UTF8",
-		"standard_conforming_strings": "on", "DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on"} {
-		be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
-	}
-	be.Send(&pgproto3.BackendKeyData{ProcessID: 1, SecretKey: []byte{0, 0, 0, 1}})
-	be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-	if err := be.Flush(); err != nil {
-		return err
-	}
-	prepared := map[string]string{}
-	var portalSQL string
-	var formats []int16
-	txStatus := byte('I')
-	failed := false // an error was sent: skip to Sync, as a server does
-	for {
-		msg, err := be.Receive()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		switch m := msg.(type) {
-		case *pgproto3.Parse:
-			if failed {
-				break
-			}
-			prepared[m.Name] = m.Query
-			f.record(m.Query)
-			be.Send(&pgproto3.ParseComplete{})
-		case *pgproto3.Describe:
-			if failed {
-				break
-			}
-			sql := prepared[m.Name]
-			if m.ObjectType == 'P' {
-				sql = portalSQL
-			} else {
-				var oids []uint32
-				for i := 1; strings.Contains(sql, "$"+string(rune('0'+i))); i++ {
-					if strings.Contains(sql, "$"+string(rune('0'+i))+"::STRING[]") {
-						oids = append(oids, oidTextArray)
-					} else if strings.Contains(sql, "$"+string(rune('0'+i))+"::FLOAT8") {
-						oids = append(oids, oidFloat8)
-					} else {
-						oids = append(oids, oidText)
-					}
-				}
-				be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
-			}
-			cols, _ := answer(sql)
-			be.Send(rowDescription(cols))
-		case *pgproto3.Bind:
-			if failed {
-				break
-			}
-			portalSQL, formats = prepared[m.PreparedStatement], m.ResultFormatCodes
-			be.Send(&pgproto3.BindComplete{})
-		case *pgproto3.Execute:
-			if f.dependents && strings.HasPrefix(portalSQL, "DROP ROLE") {
-				be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "2BP01", Message: "role cannot be dropped because some objects depend on it"})
-				failed = true
-				break
-			}
-			if !failed {
-				txStatus = sendRows(be, portalSQL, formats, txStatus)
-			}
-		case *pgproto3.Sync:
-			failed = false
-			be.Send(&pgproto3.ReadyForQuery{TxStatus: txStatus})
-		case *pgproto3.Query:
-			f.record(m.String)
-			if f.dependents && strings.HasPrefix(m.String, "DROP ROLE") {
-				be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "2BP01", Message: "role cannot be dropped because some objects depend on it"})
-				be.Send(&pgproto3.ReadyForQuery{TxStatus: txStatus})
-				break
-			}
-			cols, _ := answer(m.String)
-			if cols != nil {
-				be.Send(rowDescription(cols))
-			}
-			txStatus = sendRows(be, m.String, nil, txStatus)
-			be.Send(&pgproto3.ReadyForQuery{TxStatus: txStatus})
-		case *pgproto3.Terminate:
-			return nil
-		}
-		if err := be.Flush(); err != nil {
-			return err
-		}
+// newStartup is what New sends to a CockroachDB without Waypoint's state.
+func newStartup() []step {
+	return []step{
+		query("SELECT version()", []column{{"version", oidText}}, []any{"CockroachDB CCL v23.2.0 (x86_64-pc-linux-gnu, built 2024/01/01)"}),
+		query("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", []column{{"rolcanlogin", oidBool}}),
+		exec(`CREATE ROLE "wp_users" NOLOGIN`),
+		query("SELECT n.nspowner = ", []column{{"ours", oidBool}, {"private", oidBool}}),
+		exec(`CREATE SCHEMA "waypoint"`),
+		exec("CREATE TABLE IF NOT EXISTS waypoint.role_locks (role STRING PRIMARY KEY, last_used TIMESTAMPTZ)"),
+		exec("CREATE TABLE IF NOT EXISTS waypoint.role_records (role STRING PRIMARY KEY, record STRING NOT NULL)"),
 	}
 }
 
-// sendRows sends sql's scripted rows and CommandComplete; it returns the
-// transaction status after sql.
-func sendRows(be *pgproto3.Backend, sql string, formats []int16, tx byte) byte {
-	_, rows := answer(sql)
-	for _, r := range rows {
-		dr := &pgproto3.DataRow{}
-		for i, v := range r {
-			bin := len(formats) == 1 && formats[0] == 1 || len(formats) > i && formats[i] == 1
-			dr.Values = append(dr.Values, encodeValue(v, bin))
-		}
-		be.Send(dr)
-	}
-	tag := commandTag(sql)
-	be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
-	switch tag {
-	case "BEGIN":
-		return 'T'
-	case "COMMIT", "ROLLBACK":
-		return 'I'
-	}
-	return tx
-}
-
-// TestCockroachDB_NoAdvisoryLocks provisions against a fake CockroachDB and
-// checks the dialect: lock rows instead of advisory locks, owner records in
-// a table instead of role comments.
-func TestCockroachDB_NoAdvisoryLocks(t *testing.T) {
-	f := startFakeCRDB(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := New(ctx, Options{AdminConnString: "postgres://admin:pw@" + f.ln.Addr().String() + "/defaultdb?sslmode=disable"})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer p.Close()
-	if !p.IsCockroachDB() {
-		t.Fatalf("dialect: got PostgreSQL, want CockroachDB")
-	}
-	eff := authz.Effective{Database: "appdb", Preset: authz.Readonly, Schemas: authz.SchemaGrants(authz.Readonly, "public")}
-	l, err := p.Ensure(ctx, peer("alice@example.com", "laptop", "n1"), eff)
-	if err != nil {
-		t.Fatalf("Ensure: %v", err)
-	}
-	if l.Role != "wp_alice_laptop_appdb" || l.Password == "" {
-		t.Errorf("lease: got role %q, password set %v", l.Role, l.Password != "")
-	}
-	l.Release()
-	all := strings.Join(f.statements(), "\n")
-	for _, unwanted := range []string{"pg_advisory", "COMMENT ON ROLE", "SET LOCAL", "NOSUPERUSER", "DO $", "public.waypoint"} {
-		if strings.Contains(all, unwanted) {
-			t.Errorf("statements contain %q:\n%s", unwanted, all)
-		}
-	}
-	for _, want := range []string{
-		"FROM waypoint.role_locks WHERE role = ANY($1::STRING[]) ORDER BY role FOR UPDATE",
-		`UPSERT INTO "defaultdb".waypoint.role_records (role, record) VALUES ('wp_alice_laptop_appdb'`,
-		`GRANT "wp_users" TO "wp_alice_laptop_appdb"`,
-		`CREATE ROLE "wp_alice_laptop_appdb" WITH LOGIN`,
-		`GRANT "wp_g_appdb_public_readonly" TO "wp_alice_laptop_appdb"`,
-	} {
-		if !strings.Contains(all, want) {
-			t.Errorf("statements lack %q:\n%s", want, all)
-		}
+// lockAlice is Ensure's lock of alice's two candidate names: lock rows
+// upserted, then locked FOR UPDATE in a transaction.
+func lockAlice() []step {
+	return []step{
+		exec("UPSERT INTO waypoint.role_locks (role, last_used) VALUES ($1, now())"),
+		exec("UPSERT INTO waypoint.role_locks (role, last_used) VALUES ($1, now())"),
+		exec("begin"),
+		query("SELECT role FROM waypoint.role_locks WHERE role = ANY($1::STRING[]) ORDER BY role FOR UPDATE", []column{{"role", oidText}}),
 	}
 }
 
-// newFakeCRDBProvisioner connects a Provisioner to a fake CockroachDB.
-func newFakeCRDBProvisioner(t *testing.T) (*fakeCRDB, *Provisioner) {
-	f := startFakeCRDB(t)
+// lookupAlice is the lookup under the lock: clock, roles, memberships.
+func lookupAlice(roles, members [][]any) []step {
+	return []step{
+		query("SELECT now()", []column{{"now", oidTimestamptz}}, []any{time.Now()}),
+		query("SELECT r.rolname::STRING, coalesce(w.record, ''), pg_has_role(", rolesCols, roles...),
+		query("SELECT DISTINCT u.rolname::STRING, g.rolname::STRING", membCols, members...),
+	}
+}
+
+// presetGrants are the readonly grants on public to alice's group.
+func presetGrants() []step {
+	return []step{
+		exec(`GRANT USAGE ON SCHEMA "public" TO "wp_g_appdb_public_readonly"`),
+		exec(`GRANT SELECT ON ALL TABLES IN SCHEMA "public" TO "wp_g_appdb_public_readonly"`),
+		exec(`GRANT SELECT ON ALL SEQUENCES IN SCHEMA "public" TO "wp_g_appdb_public_readonly"`),
+	}
+}
+
+// newFakeCRDBProvisioner connects a Provisioner to a fake CockroachDB that
+// expects New's statements and then script.
+func newFakeCRDBProvisioner(t *testing.T, script ...step) (*fakeCRDB, *Provisioner) {
+	f := startFakeCRDB(t, slices.Concat(newStartup(), script)...)
 	p, err := New(testCtx(t), Options{AdminConnString: "postgres://admin:pw@" + f.ln.Addr().String() + "/defaultdb?sslmode=disable"})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(p.Close)
+	if !p.IsCockroachDB() {
+		t.Fatalf("dialect: got PostgreSQL, want CockroachDB")
+	}
 	return f, p
+}
+
+// TestCockroachDB_NoAdvisoryLocks provisions a new role on the fake and
+// checks the dialect: lock rows instead of advisory locks or leases, owner
+// records in a table instead of role comments, no PostgreSQL-only options.
+func TestCockroachDB_NoAdvisoryLocks(t *testing.T) {
+	f, p := newFakeCRDBProvisioner(t, slices.Concat(lockAlice(), lookupAlice(nil, nil), []step{
+		exec("BEGIN"),
+		matching(`^CREATE ROLE "wp_alice_laptop_appdb" WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD 'SCRAM-SHA-256\$16:[^']+' VALID UNTIL '[0-9 :.-]+\+00'$`),
+		exec(`UPSERT INTO "defaultdb".waypoint.role_records (role, record) VALUES ('wp_alice_laptop_appdb', '{"waypoint":1,"kind":"user","subject":"alice@example.com","node":"n1","machine":"laptop","db":"appdb","grant":"`),
+		exec(`CREATE ROLE "wp_g_appdb_public_readonly" NOLOGIN`),
+		exec(`UPSERT INTO "defaultdb".waypoint.role_records (role, record) VALUES ('wp_g_appdb_public_readonly', '` + groupRec.String() + `')`),
+	}, presetGrants(), []step{
+		exec(`GRANT CONNECT ON DATABASE "appdb" TO "wp_alice_laptop_appdb"`),
+		exec(`GRANT "wp_g_appdb_public_readonly" TO "wp_alice_laptop_appdb"`),
+		exec(`GRANT "wp_users" TO "wp_alice_laptop_appdb"`),
+		exec("COMMIT"),
+		exec("rollback"), // Release: the lock transaction ends
+	})...)
+	l, err := p.Ensure(testCtx(t), peer("alice@example.com", "laptop", "n1"), aliceEff)
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if l.Role != aliceRole || l.Password == "" || !l.Created {
+		t.Errorf("lease: got role %q, password set %v, created %v; want %s, a password, created", l.Role, l.Password != "", l.Created, aliceRole)
+	}
+	l.Release()
+	p.Close() // waits for the unlock
+	all := strings.Join(f.statements(), "\n")
+	for _, unwanted := range []string{"pg_advisory", "COMMENT ON ROLE", "SET LOCAL", "NOSUPERUSER", "DO $", "public.waypoint", "TO CURRENT_USER"} {
+		if strings.Contains(all, unwanted) {
+			t.Errorf("statements contain %q:\n%s", unwanted, all)
+		}
+	}
+}
+
+// aliceRecord is the owner record Ensure writes for alice with aliceEff.
+func aliceRecord(t *testing.T) plan.Record {
+	req, err := plan.NewRequest(DefaultPrefix, peer("alice@example.com", "laptop", "n1"), aliceEff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := req.Plan(plan.NewLookup(time.Now()), time.Minute, "", func(string) (string, error) { return "", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl.Record
+}
+
+// TestCockroachDB_UpdatesExistingRole: alice's role, its record, her group
+// and her memberships exist. Ensure rotates the password with ALTER ROLE,
+// re-grants the preset and CONNECT, and creates, records and joins nothing.
+func TestCockroachDB_UpdatesExistingRole(t *testing.T) {
+	rec := aliceRecord(t)
+	f, p := newFakeCRDBProvisioner(t, slices.Concat(lockAlice(), lookupAlice(
+		[][]any{{aliceRole, rec.String(), true}, {aliceGroup, groupRec.String(), true}},
+		[][]any{{aliceRole, aliceGroup, groupRec.String()}, {aliceRole, "wp_users", ""}},
+	), []step{
+		exec("BEGIN"),
+		matching(`^ALTER ROLE "wp_alice_laptop_appdb" WITH LOGIN PASSWORD 'SCRAM-SHA-256\$16:[^']+' VALID UNTIL '[0-9 :.-]+\+00'$`),
+	}, presetGrants(), []step{
+		exec(`GRANT CONNECT ON DATABASE "appdb" TO "wp_alice_laptop_appdb"`),
+		exec("COMMIT"),
+		exec("rollback"),
+	})...)
+	l, err := p.Ensure(testCtx(t), peer("alice@example.com", "laptop", "n1"), aliceEff)
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if l.Role != aliceRole || l.Created {
+		t.Errorf("lease: got role %q, created %v; want %s, not created", l.Role, l.Created, aliceRole)
+	}
+	l.Release()
+	p.Close()
+	if all := strings.Join(f.statements(), "\n"); strings.Contains(all, "UPSERT INTO \"defaultdb\"") || strings.Contains(all, "CREATE ROLE \"wp_alice") {
+		t.Errorf("update path created or re-recorded a role:\n%s", all)
+	}
+}
+
+// TestCockroachDB_NameClash: a role of alice's name exists without
+// Waypoint's record. Ensure refuses with Clash, changes nothing, and
+// releases the lock.
+func TestCockroachDB_NameClash(t *testing.T) {
+	_, p := newFakeCRDBProvisioner(t, slices.Concat(lockAlice(), lookupAlice(
+		[][]any{{aliceRole, "", false}}, nil,
+	), []step{
+		exec("rollback"),
+	})...)
+	_, err := p.Ensure(testCtx(t), peer("alice@example.com", "laptop", "n1"), aliceEff)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Kind != Clash || pe.Object != "role "+aliceRole {
+		t.Fatalf("Ensure: got %v, want a Clash on role %s", err, aliceRole)
+	}
+	p.Close()
+}
+
+// TestCockroachDB_LockHeld: another instance holds alice's lock rows (the
+// server's lock_timeout fires on FOR UPDATE). Ensure retries, each time on
+// a fresh connection, until its context ends, then says why.
+func TestCockroachDB_LockHeld(t *testing.T) {
+	attempt := slices.Clone(lockAlice())
+	attempt[len(attempt)-1] = fail("SELECT role FROM waypoint.role_locks WHERE role = ANY($1::STRING[]) ORDER BY role FOR UPDATE",
+		sqlstateLockNotAvailable, "canceling statement due to lock timeout on row in role_locks")
+	f, p := newFakeCRDBProvisioner(t, slices.Concat(attempt, []step{loop(len(attempt))})...)
+	ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
+	defer cancel()
+	_, err := p.Ensure(ctx, peer("alice@example.com", "laptop", "n1"), aliceEff)
+	if KindOf(err) != Backend || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "held by another Waypoint instance") {
+		t.Fatalf("Ensure: got %v, want a Backend error saying the lock is held by another instance", err)
+	}
+	locks := 0
+	for _, s := range f.statements() {
+		if strings.HasSuffix(s, "FOR UPDATE") {
+			locks++
+		}
+	}
+	if locks < 2 {
+		t.Errorf("got %d lock attempts, want at least 2 (retried)", locks)
+	}
+}
+
+// cleanupStart is Cleanup's listing of candidates and its try-lock of
+// alice's role.
+func cleanupStart() []step {
+	return []step{
+		query("SELECT r.rolname::STRING, w.record FROM pg_roles r JOIN waypoint.role_records w", []column{{"rolname", oidText}, {"record", oidText}},
+			[]any{aliceRole, crdbAliceRecord.String()},
+			[]any{"other_alice_laptop_appdb", crdbAliceRecord.String()}, // not our prefix
+			[]any{aliceGroup, groupRec.String()}),                       // a group
+		exec("INSERT INTO waypoint.role_locks (role) VALUES ($1) ON CONFLICT DO NOTHING"),
+		exec("begin"),
+	}
+}
+
+var recheckCols = []column{{"expired", oidBool}, {"in_use", oidBool}, {"record", oidText}}
+
+// deactivateAlice revokes everything from alice's role: login, memberships,
+// and what SHOW GRANTS lists in appdb and in the admin database.
+func deactivateAlice() []step {
+	grantCols := []column{{"object_type", oidText}, {"database_name", oidText}, {"schema_name", oidText}, {"object_name", oidText}}
+	return []step{
+		exec(`ALTER ROLE "wp_alice_laptop_appdb" WITH NOLOGIN PASSWORD NULL`),
+		query("SELECT g.rolname::text FROM pg_auth_members m", []column{{"rolname", oidText}}, []any{aliceGroup}),
+		exec(`REVOKE "wp_g_appdb_public_readonly" FROM "wp_alice_laptop_appdb"`),
+		query(crdbGrantsSQL(aliceRole), grantCols, []any{"table", "appdb", "public", "audit_log"}, []any{"database", "appdb", "", ""}),
+		exec(`REVOKE ALL ON TABLE "appdb"."public"."audit_log" FROM "wp_alice_laptop_appdb"`),
+		exec(`REVOKE ALL ON DATABASE "appdb" FROM "wp_alice_laptop_appdb"`),
+		query(crdbGrantsSQL(aliceRole), grantCols), // nothing in the admin database
+	}
 }
 
 // TestCockroachDB_Cleanup cleans up an idle Waypoint role on the fake with
@@ -348,36 +243,20 @@ func newFakeCRDBProvisioner(t *testing.T) (*fakeCRDB, *Provisioner) {
 // rows and is never the admin's). Other prefixes and group roles are
 // untouched.
 func TestCockroachDB_Cleanup(t *testing.T) {
-	f, p := newFakeCRDBProvisioner(t)
+	_, p := newFakeCRDBProvisioner(t, slices.Concat(cleanupStart(), []step{
+		exec("SELECT role FROM waypoint.role_locks WHERE role = $1 FOR UPDATE NOWAIT"),
+		query(crdbRecheckSQL, recheckCols, []any{true, false, crdbAliceRecord.String()}),
+	}, deactivateAlice(), []step{
+		exec(`DROP ROLE "wp_alice_laptop_appdb"`),
+		exec("DELETE FROM waypoint.role_records WHERE role = $1"),
+		exec("commit"),
+	})...)
 	res, err := p.Cleanup(testCtx(t))
 	if err != nil {
 		t.Fatalf("Cleanup: %v", err)
 	}
-	if got := strings.Join(res.Dropped, ","); got != "wp_alice_laptop_appdb" || res.Errors != 0 {
-		t.Errorf("Cleanup result: got dropped %q, %d errors; want wp_alice_laptop_appdb, 0", got, res.Errors)
-	}
-	stmts := f.statements()
-	all := strings.Join(stmts, "\n")
-	for _, unwanted := range []string{"pg_advisory", "pg_stat_activity", "TO CURRENT_USER", "other_alice", `DROP ROLE "wp_g_`, "REASSIGN", "DROP OWNED"} {
-		if strings.Contains(all, unwanted) {
-			t.Errorf("statements contain %q:\n%s", unwanted, all)
-		}
-	}
-	want := []string{
-		"INSERT INTO waypoint.role_locks (role) VALUES ($1) ON CONFLICT DO NOTHING",
-		"SELECT role FROM waypoint.role_locks WHERE role = $1 FOR UPDATE NOWAIT",
-		crdbRecheckSQL,
-		`ALTER ROLE "wp_alice_laptop_appdb" WITH NOLOGIN PASSWORD NULL`,
-		`REVOKE "wp_g_appdb_public_readonly" FROM "wp_alice_laptop_appdb"`,
-		crdbGrantsSQL("wp_alice_laptop_appdb"),
-		`REVOKE ALL ON TABLE "appdb"."public"."audit_log" FROM "wp_alice_laptop_appdb"`,
-		`REVOKE ALL ON DATABASE "appdb" FROM "wp_alice_laptop_appdb"`,
-		`DROP ROLE "wp_alice_laptop_appdb"`,
-		"DELETE FROM waypoint.role_records WHERE role = $1",
-		"commit",
-	}
-	if err := inOrder(stmts, want); err != nil {
-		t.Errorf("%v; statements:\n%s", err, all)
+	if got := strings.Join(res.Dropped, ","); got != aliceRole || res.Errors != 0 {
+		t.Errorf("Cleanup result: got dropped %q, %d errors; want %s, 0", got, res.Errors, aliceRole)
 	}
 }
 
@@ -385,51 +264,63 @@ func TestCockroachDB_Cleanup(t *testing.T) {
 // because the role owns objects, the role stays deactivated with its record
 // marked inactive; nothing is reassigned.
 func TestCockroachDB_CleanupKeepsOwner(t *testing.T) {
-	f, p := newFakeCRDBProvisioner(t)
-	f.mu.Lock()
-	f.dependents = true
-	f.mu.Unlock()
+	inactive := crdbAliceRecord
+	inactive.State = plan.StateInactive
+	_, p := newFakeCRDBProvisioner(t, slices.Concat(cleanupStart(), []step{
+		exec("SELECT role FROM waypoint.role_locks WHERE role = $1 FOR UPDATE NOWAIT"),
+		query(crdbRecheckSQL, recheckCols, []any{true, false, crdbAliceRecord.String()}),
+	}, deactivateAlice(), []step{
+		fail(`DROP ROLE "wp_alice_laptop_appdb"`, sqlstateDependentObjects, "role cannot be dropped because some objects depend on it"),
+		exec("UPSERT INTO waypoint.role_records (role, record) VALUES ($1, $2)"),
+		exec("commit"),
+	})...)
 	res, err := p.Cleanup(testCtx(t))
 	if err != nil {
 		t.Fatalf("Cleanup: %v", err)
 	}
-	if got := strings.Join(res.Deactivated, ","); got != "wp_alice_laptop_appdb" || len(res.Dropped) != 0 || res.Errors != 0 {
-		t.Errorf("Cleanup result: got deactivated %q, dropped %q, %d errors; want wp_alice_laptop_appdb, none, 0", got, res.Dropped, res.Errors)
-	}
-	all := strings.Join(f.statements(), "\n")
-	if strings.Contains(all, "REASSIGN") || strings.Contains(all, "DROP OWNED") || strings.Contains(all, "DELETE FROM waypoint.role_records") {
-		t.Errorf("statements reassign, drop objects or forget the record:\n%s", all)
-	}
-	if !strings.Contains(all, "UPSERT INTO waypoint.role_records (role, record) VALUES ($1, $2)") {
-		t.Errorf("statements lack the inactive record:\n%s", all)
+	if got := strings.Join(res.Deactivated, ","); got != aliceRole || len(res.Dropped) != 0 || res.Errors != 0 {
+		t.Errorf("Cleanup result: got deactivated %q, dropped %q, %d errors; want %s, none, 0", got, res.Dropped, res.Errors, aliceRole)
 	}
 }
 
-// inOrder checks that want occur in stmts in this order (each matched by
-// case-insensitive equality, other statements in between allowed).
-func inOrder(stmts, want []string) error {
-	i := 0
-	for _, s := range stmts {
-		if i < len(want) && strings.EqualFold(strings.TrimSpace(s), want[i]) {
-			i++
-		}
+// TestCockroachDB_CleanupRoleInUse: a role with a session somewhere in the
+// cluster, or whose lock row an Ensure holds, is skipped untouched.
+func TestCockroachDB_CleanupRoleInUse(t *testing.T) {
+	tests := []struct {
+		name   string
+		script []step
+	}{
+		{"open session", []step{
+			exec("SELECT role FROM waypoint.role_locks WHERE role = $1 FOR UPDATE NOWAIT"),
+			query(crdbRecheckSQL, recheckCols, []any{true, true, crdbAliceRecord.String()}),
+			exec("commit"),
+		}},
+		{"lock held by an Ensure", []step{
+			fail("SELECT role FROM waypoint.role_locks WHERE role = $1 FOR UPDATE NOWAIT", sqlstateLockNotAvailable, "could not obtain lock on row in role_locks"),
+			exec("rollback"),
+		}},
 	}
-	if i < len(want) {
-		return fmt.Errorf("statement %q (number %d of %d wanted) missing or out of order", want[i], i+1, len(want))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, p := newFakeCRDBProvisioner(t, slices.Concat(cleanupStart(), tt.script)...)
+			res, err := p.Cleanup(testCtx(t))
+			if err != nil {
+				t.Fatalf("Cleanup: %v", err)
+			}
+			if got := strings.Join(res.SkippedActive, ","); got != aliceRole || len(res.Dropped)+len(res.Deactivated)+res.Errors != 0 {
+				t.Errorf("Cleanup result: got %+v; want only %s skipped as active", res, aliceRole)
+			}
+		})
 	}
-	return nil
 }
 
 // TestCockroachDB_TouchAndTerminate: Touch records use in the lock table and
-// never extends VALID UNTIL; Terminate is refused (no process IDs there).
+// never extends VALID UNTIL; Terminate is refused (no process IDs there)
+// without a statement.
 func TestCockroachDB_TouchAndTerminate(t *testing.T) {
-	f, p := newFakeCRDBProvisioner(t)
-	if err := p.Touch(testCtx(t), []string{"wp_alice_laptop_appdb", "postgres"}); err != nil {
+	_, p := newFakeCRDBProvisioner(t, exec(crdbTouchSQL))
+	if err := p.Touch(testCtx(t), []string{aliceRole, "postgres"}); err != nil {
 		t.Fatalf("Touch: %v", err)
-	}
-	all := strings.Join(f.statements(), "\n")
-	if !strings.Contains(all, crdbTouchSQL) || strings.Contains(all, "VALID UNTIL") || strings.Contains(all, "DO $") {
-		t.Errorf("Touch statements: want %q, no VALID UNTIL and no DO block:\n%s", crdbTouchSQL, all)
 	}
 	if err := p.Terminate(testCtx(t), 42); err == nil {
 		t.Errorf("Terminate on CockroachDB: got nil error, want unsupported")

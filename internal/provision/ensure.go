@@ -7,6 +7,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 // Lease is the result of Ensure: a role and the password just set for it.
@@ -47,7 +48,7 @@ type rotation struct {
 	role, password string
 	created        bool
 	err            error
-	lock           *roleLock
+	lock           roleLock
 
 	// Guarded by p.mu.
 	refs   int
@@ -85,11 +86,11 @@ func (p *Provisioner) Ensure(ctx context.Context, peer identity.Peer, eff authz.
 }
 
 func (p *Provisioner) ensure(ctx context.Context, peer identity.Peer, eff authz.Effective) (*Lease, error) {
-	req, err := newRequest(p.opts.Prefix, peer, eff)
+	req, err := plan.NewRequest(p.opts.Prefix, peer, eff)
 	if err != nil {
 		return nil, err
 	}
-	key, fp := req.key(), req.fingerprint()
+	key, fp := req.Key(), req.Fingerprint()
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -98,7 +99,7 @@ func (p *Provisioner) ensure(ctx context.Context, peer identity.Peer, eff authz.
 		}
 		r := p.rotations[key]
 		if r == nil {
-			r = &rotation{p: p, key: key, fp: fp, database: req.eff.Database, ready: make(chan struct{}), done: make(chan struct{}), refs: 1}
+			r = &rotation{p: p, key: key, fp: fp, database: req.Database(), ready: make(chan struct{}), done: make(chan struct{}), refs: 1}
 			p.rotations[key] = r
 			p.mu.Unlock()
 			p.prepare(ctx, r, req)
@@ -127,7 +128,7 @@ func (p *Provisioner) ensure(ctx context.Context, peer identity.Peer, eff authz.
 }
 
 // prepare runs the rotation and publishes its result.
-func (p *Provisioner) prepare(ctx context.Context, r *rotation, req *request) {
+func (p *Provisioner) prepare(ctx context.Context, r *rotation, req *plan.Request) {
 	r.role, r.password, r.created, r.lock, r.err = p.rotate(ctx, req)
 	if r.err != nil && ctx.Err() == nil && isDeadConn(r.err) {
 		// An admin connection died (e.g. the backend restarted): its idle
@@ -189,7 +190,7 @@ func (r *rotation) release() {
 // add a round trip to the caller's connection setup, and closes done when
 // it is released. Close waits for it (the pool waits for the connection);
 // Cleanup waits for pending unlocks before it try-locks roles.
-func (p *Provisioner) unlockAsync(lock *roleLock, done chan struct{}) {
+func (p *Provisioner) unlockAsync(lock roleLock, done chan struct{}) {
 	p.unlocking.Store(lock, done)
 	go func() {
 		lock.unlock()

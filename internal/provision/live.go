@@ -11,11 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
-
-// userRecordPrefix starts the comment of every Waypoint user role
-// (ownerRecord marshals its fields in declaration order).
-const userRecordPrefix = `{"waypoint":1,"kind":"user"`
 
 // terminateWait bounds how long Terminate waits for the backend to exit.
 const terminateWait = 5 * time.Second
@@ -40,29 +37,12 @@ func (p *Provisioner) Touch(ctx context.Context, roles []string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	sql := touchSQL
-	if p.crdb {
-		sql = crdbTouchSQL
-	}
-	if _, err := p.admin.Exec(ctx, sql, names); err != nil {
+	if _, err := p.adminPool.Exec(ctx, p.dialect.touchSQL(), names); err != nil {
 		return backendErr("record role use", err)
 	}
 	p.stats.touched.Add(int64(len(names)))
 	return nil
 }
-
-// touchSQL marks the roles $1 used now, in the lease table (which has a row
-// for every role an Ensure locked).
-const touchSQL = `UPDATE ` + leaseTable + ` SET last_used = now() WHERE role = ANY($1::text[])`
-
-// terminateSQL terminates backend $1 if its role has the prefix $2 and a
-// Waypoint user record, waiting up to $3 ms for it to exit. No row: there is
-// no such backend. ours false: it is not a Waypoint session (not touched).
-const terminateSQL = `SELECT ours, CASE WHEN ours THEN pg_terminate_backend(pid, $3::int8) ELSE false END
-  FROM (SELECT a.pid, coalesce(starts_with(r.rolname, $2)
-               AND starts_with(coalesce(shobj_description(r.oid, 'pg_authid'), ''), '` + userRecordPrefix + `'), false) AS ours
-          FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
-         WHERE a.pid = $1::int4) s`
 
 // Terminate ends the backend session with process ID pid (what the backend
 // sent as BackendKeyData) with pg_terminate_backend, so that a revoked
@@ -74,14 +54,15 @@ const terminateSQL = `SELECT ours, CASE WHEN ours THEN pg_terminate_backend(pid,
 // PostgreSQL requires it). Not supported on CockroachDB (sessions are not
 // identified by a process ID there).
 func (p *Provisioner) Terminate(ctx context.Context, pid uint32) error {
-	if p.crdb {
-		return &Error{Kind: Backend, Msg: "terminating a session is not supported on CockroachDB"}
+	sql, err := p.dialect.terminateSQL()
+	if err != nil {
+		return &Error{Kind: Backend, Msg: err.Error()}
 	}
 	if pid == 0 || pid > 1<<31-1 {
 		return &Error{Kind: Backend, Msg: fmt.Sprintf("terminate: invalid backend process ID %d", pid)}
 	}
 	var ours, ended bool
-	err := p.admin.QueryRow(ctx, terminateSQL, int64(pid), p.opts.Prefix, terminateWait.Milliseconds()).Scan(&ours, &ended)
+	err = p.adminPool.QueryRow(ctx, sql, int64(pid), p.opts.Prefix, terminateWait.Milliseconds()).Scan(&ours, &ended)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil // already gone
@@ -109,19 +90,19 @@ func (p *Provisioner) Terminate(ctx context.Context, pid uint32) error {
 // preset-limited session's preset the session's own role is a different
 // one; callers should close such a session instead.
 func (p *Provisioner) Reconcile(ctx context.Context, peer identity.Peer, eff authz.Effective) error {
-	req, err := newRequest(p.opts.Prefix, peer, eff)
+	req, err := plan.NewRequest(p.opts.Prefix, peer, eff)
 	if err != nil {
 		return err
 	}
-	lock, lk, err := p.lockAndLookup(ctx, req)
+	lock, found, err := p.lockAndLookup(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer lock.unlock()
-	if _, exists, err := resolveName(req.primary, req.alternate, req.want, lk.Roles); err != nil || !exists {
+	if _, exists, err := req.Existing(found); err != nil || !exists {
 		return err
 	}
-	if _, err := p.applyLocked(ctx, req, lk, ""); err != nil {
+	if _, err := p.applyLocked(ctx, req, found, ""); err != nil {
 		return err
 	}
 	p.stats.reconciles.Add(1)

@@ -6,7 +6,7 @@ import "context"
 // a statement. It is what a readiness probe asks.
 func (p *Provisioner) Ping(ctx context.Context) error {
 	var one int
-	if err := p.admin.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+	if err := p.adminPool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
 		return backendErr("admin login check", err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -118,7 +119,7 @@ func TestIntegration_EnsureUser_CreatesRole(t *testing.T) {
 		}
 		comment := superQueryString(t, c, "postgres",
 			"SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", l.Role)
-		rec, ours := parseRecord(comment)
+		rec, ours := plan.ParseRecord(comment)
 		if !ours || rec.Subject != "alice@example.com" || rec.Node != "n1" || rec.Database != "appdb" {
 			t.Errorf("owner record: got %q", comment)
 		}
@@ -392,10 +393,12 @@ func waitNoSessions(t testing.TB, c *pgtest.Cluster, roles ...string) {
 // expire makes role look unused since 2000: its last use in the lease
 // table and its VALID UNTIL.
 func expire(t testing.TB, c *pgtest.Cluster, role string) {
-	c.Exec(t, "postgres", fmt.Sprintf("ALTER ROLE %s VALID UNTIL '2000-01-01'", quoteIdent(role)))
-	c.Exec(t, "postgres", fmt.Sprintf("UPDATE %s SET last_used = '2000-01-01' WHERE role = %s", leaseTable, quoteLiteral(role)))
+	c.Exec(t, "postgres", fmt.Sprintf("ALTER ROLE %s VALID UNTIL '2000-01-01'", plan.QuoteIdent(role)))
+	c.Exec(t, "postgres", fmt.Sprintf("UPDATE %s SET last_used = '2000-01-01' WHERE role = %s", leaseTable, plan.QuoteLiteral(role)))
 }
 
+// TestIntegration_Cleanup is longer than 60 lines: one scenario, several
+// roles in different states, checked after one pass.
 func TestIntegration_Cleanup(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, c *pgtest.Cluster) {
 		c.CreateAppDatabase(t, "cleandb")
@@ -471,7 +474,7 @@ func TestIntegration_Cleanup(t *testing.T) {
 			t.Errorf("deactivated role: got login, no password, memberships, connect, insert = %s; want f t 0 f f", got)
 		}
 		comment := superQueryString(t, c, "postgres", "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", owner.Role)
-		if rec, ours := parseRecord(comment); !ours || rec.State != stateInactive || rec.Subject != "owner@example.com" {
+		if rec, ours := plan.ParseRecord(comment); !ours || rec.State != plan.StateInactive || rec.Subject != "owner@example.com" {
 			t.Errorf("deactivated role's record: got %s, want the owner's, state inactive", comment)
 		}
 		if s := p.Stats(); s.RolesDropped != 1 || s.Deactivated != 1 || s.SkippedActive != 1 || s.CleanupRuns != 1 {

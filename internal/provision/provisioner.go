@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 // DefaultTTL is Options.TTL when zero.
@@ -33,7 +34,7 @@ const (
 )
 
 // DefaultPasswordLifetime is Options.PasswordLifetime when zero.
-const DefaultPasswordLifetime = 45 * time.Second
+const DefaultPasswordLifetime = plan.DefaultPasswordLifetime
 
 // Options configures a Provisioner.
 type Options struct {
@@ -43,7 +44,7 @@ type Options struct {
 	// created on first use.
 	AdminConnString string
 	// Prefix starts every role name; "" means DefaultPrefix. It must pass
-	// ValidatePrefix.
+	// plan.ValidatePrefix.
 	Prefix string
 	// TTL is how long a role may stay unused: Cleanup removes (or, when it
 	// owns objects, deactivates) roles not used by any Ensure, Reconcile or
@@ -96,21 +97,22 @@ type Provisioner struct {
 	opts       Options
 	baseConfig *pgxpool.Config
 	adminDB    string
-	admin      *pgxpool.Pool // admin database: lookups, leases, role DDL, cleanup
-	crdb       bool          // the backend is CockroachDB
+	adminPool  *pgxpool.Pool // admin database: lookups, role locks, role DDL, cleanup
+	dialect    dialect       // the backend's: PostgreSQL or CockroachDB
+	warmer     warmPath      // the dialect's warm path, or nil
 	md5        bool          // password_encryption = md5
 	log        *slog.Logger
 	notices    sync.Map // *pgconn.PgConn → *noticeLog
 	stats      counters
 	warm       warmCache // role states for the warm path
-	unlocking  sync.Map  // *roleLock → chan struct{}: unlocks running after Release
-	dbLocks    sync.Map  // database name → chan struct{} (capacity 1): one provisioning transaction per database at a time
+	unlocking  sync.Map  // roleLock → chan struct{}: unlocks running after Release
+	dbTurns    sync.Map  // database name → chan struct{} (capacity 1): one provisioning transaction per database at a time (see takeTurn)
 	// clockOffset is the server's clock minus ours (ns), from the last lookup.
 	clockOffset atomic.Int64
 
 	mu        sync.Mutex
 	closed    bool
-	pools     map[string]*pgxpool.Pool // by database name
+	workPools map[string]*pgxpool.Pool // admin connections to each target database, by name
 	rotations map[string]*rotation     // by identity key
 }
 
@@ -119,9 +121,9 @@ type Provisioner struct {
 // password_encryption. The caller must Close the Provisioner.
 func New(ctx context.Context, opts Options) (*Provisioner, error) {
 	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
+		opts.Prefix = plan.DefaultPrefix
 	}
-	if err := ValidatePrefix(opts.Prefix); err != nil {
+	if err := plan.ValidatePrefix(opts.Prefix); err != nil {
 		return nil, err
 	}
 	if opts.TTL == 0 {
@@ -136,7 +138,7 @@ func New(ctx context.Context, opts Options) (*Provisioner, error) {
 	if opts.SCRAMIterations == 0 {
 		opts.SCRAMIterations = DefaultSCRAMIterations
 	}
-	p := &Provisioner{opts: opts, log: opts.Logger, pools: map[string]*pgxpool.Pool{}, rotations: map[string]*rotation{}}
+	p := &Provisioner{opts: opts, log: opts.Logger, workPools: map[string]*pgxpool.Pool{}, rotations: map[string]*rotation{}}
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -149,57 +151,58 @@ func New(ctx context.Context, opts Options) (*Provisioner, error) {
 	}
 	cfg.ConnConfig.OnNotice = p.onNotice
 	p.baseConfig, p.adminDB = cfg, cfg.ConnConfig.Database
-	if p.admin, err = p.newPool(p.adminDB, adminConns); err != nil {
+	if p.adminPool, err = p.newPool(p.adminDB, adminConns); err != nil {
 		return nil, err
 	}
 	if err := p.detect(ctx); err != nil {
-		p.admin.Close()
+		p.adminPool.Close()
 		return nil, err
 	}
-	if !p.crdb {
-		if err := p.hardenSession(); err != nil {
-			return nil, err
-		}
+	if err := p.hardenSession(); err != nil {
+		return nil, err
 	}
 	if err := p.setupState(ctx); err != nil {
-		p.admin.Close()
+		p.adminPool.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-// hardenSession makes every admin connection made from now on resolve
-// unqualified names in pg_catalog only and wait at most adminLockTimeout
-// for any lock, and replaces the connections opened so far. Callers with
+// hardenSession makes every admin connection made from now on set the
+// dialect's session parameters, and replaces the connections opened so
+// far. On PostgreSQL they resolve unqualified names in pg_catalog only and
+// wait at most adminLockTimeout for any lock. Callers with
 // the admin preset may create functions in the schemas they are granted;
 // were those schemas on the admin's search_path, an overload there matching
 // an argument type better than pg_catalog's (CVE-2018-1058) would run with
 // the admin's CREATEROLE during provisioning. Raw SQL in grants must therefore schema-qualify objects.
 func (p *Provisioner) hardenSession() error {
-	p.baseConfig.ConnConfig.RuntimeParams["search_path"] = "pg_catalog"
-	p.baseConfig.ConnConfig.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", adminLockTimeout.Milliseconds())
+	params := p.dialect.sessionParams()
+	if len(params) == 0 {
+		return nil
+	}
+	maps.Copy(p.baseConfig.ConnConfig.RuntimeParams, params)
 	admin, err := p.newPool(p.adminDB, adminConns)
 	if err != nil {
-		p.admin.Close()
+		p.adminPool.Close()
 		return err
 	}
-	p.admin.Close()
-	p.admin = admin
+	p.adminPool.Close()
+	p.adminPool = admin
 	return nil
 }
 
-// detect reads the server version and password_encryption.
+// detect reads the server version, which selects the dialect, and
+// password_encryption.
 func (p *Provisioner) detect(ctx context.Context) error {
 	var version string
-	if err := p.admin.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+	if err := p.adminPool.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
 		return backendErr("connect to admin database", err)
 	}
-	p.crdb = strings.Contains(version, "CockroachDB")
-	if p.crdb {
-		return nil
-	}
-	var enc string
-	if err := p.admin.QueryRow(ctx, "SHOW password_encryption").Scan(&enc); err != nil {
+	p.dialect = detectDialect(p, version)
+	p.warmer, _ = p.dialect.(warmPath)
+	enc, err := p.dialect.passwordEncryption(ctx)
+	if err != nil {
 		return backendErr("read password_encryption", err)
 	}
 	p.md5 = enc == "md5"
@@ -219,32 +222,32 @@ func (p *Provisioner) newPool(database string, maxConns int32) (*pgxpool.Pool, e
 	return pool, nil
 }
 
-// pool returns the pool of admin connections to database, creating it.
-func (p *Provisioner) pool(database string) (*pgxpool.Pool, error) {
+// workPool returns the pool of admin connections to database, creating it.
+func (p *Provisioner) workPool(database string) (*pgxpool.Pool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, &Error{Kind: Closed, Msg: "provisioner closed"}
 	}
-	if pool, ok := p.pools[database]; ok {
+	if pool, ok := p.workPools[database]; ok {
 		return pool, nil
 	}
 	pool, err := p.newPool(database, workConns)
 	if err != nil {
 		return nil, err
 	}
-	p.pools[database] = pool
+	p.workPools[database] = pool
 	return pool, nil
 }
 
 // dropPool closes and forgets the pool of database if it is still pool.
 func (p *Provisioner) dropPool(database string, pool *pgxpool.Pool) {
 	p.mu.Lock()
-	if p.pools[database] != pool {
+	if p.workPools[database] != pool {
 		p.mu.Unlock()
 		return
 	}
-	delete(p.pools, database)
+	delete(p.workPools, database)
 	p.mu.Unlock()
 	go pool.Close() // Close waits for connections in use by concurrent calls
 }
@@ -259,8 +262,8 @@ func (p *Provisioner) resetPools() {
 	if p.closed {
 		return
 	}
-	p.admin.Reset()
-	for _, pool := range p.pools {
+	p.adminPool.Reset()
+	for _, pool := range p.workPools {
 		pool.Reset()
 	}
 }
@@ -278,7 +281,7 @@ func (p *Provisioner) Stats() Stats {
 }
 
 // IsCockroachDB reports whether the backend is CockroachDB.
-func (p *Provisioner) IsCockroachDB() bool { return p.crdb }
+func (p *Provisioner) IsCockroachDB() bool { return p.dialect.String() == cockroachName }
 
 // Close closes all connections. Ensure calls after Close fail with a Closed
 // error. Close waits for the admin connections in use (on CockroachDB, those
@@ -290,13 +293,13 @@ func (p *Provisioner) Close() {
 		return
 	}
 	p.closed = true
-	pools := p.pools
-	p.pools = map[string]*pgxpool.Pool{}
+	pools := p.workPools
+	p.workPools = map[string]*pgxpool.Pool{}
 	p.mu.Unlock()
 	for _, pool := range pools {
 		pool.Close()
 	}
-	p.admin.Close()
+	p.adminPool.Close()
 }
 
 // noticeLog collects the notices one connection receives during a

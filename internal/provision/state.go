@@ -7,18 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
-
-// UsersGroup is the NOLOGIN group every role Waypoint creates is a member
-// of: <prefix>users. It holds no privileges; it exists so that operators
-// can confine Waypoint's roles in pg_hba.conf, e.g.
-//
-//	host all +wp_users 10.0.0.5/32 scram-sha-256
-//	host all +wp_users 0.0.0.0/0   reject
-func UsersGroup(prefix string) string { return orDefault(prefix) + "users" }
-
-// usersRecord is the comment on the UsersGroup role.
-const usersRecord = `{"waypoint":1,"kind":"users"}`
 
 // setupState makes sure, once at start, that the admin database has
 // Waypoint's coordination schema (owned by the admin, nobody else has any
@@ -32,12 +22,8 @@ func (p *Provisioner) setupState(ctx context.Context) error {
 	if err := p.ensureStateSchema(ctx); err != nil {
 		return err
 	}
-	tables := []string{stateSetupSQL}
-	if p.crdb {
-		tables = crdbStateSetupSQL
-	}
-	for _, sql := range tables {
-		if _, err := p.admin.Exec(ctx, sql); err != nil && !isDuplicate(err) {
+	for _, sql := range p.dialect.stateTables() {
+		if _, err := p.adminPool.Exec(ctx, sql); err != nil && !isDuplicate(err) {
 			return backendErr("create Waypoint's state tables in schema "+stateSchema+" of the admin database", err)
 		}
 	}
@@ -48,16 +34,16 @@ func (p *Provisioner) setupState(ctx context.Context) error {
 // that the existing one is the admin's and private.
 func (p *Provisioner) ensureStateSchema(ctx context.Context) error {
 	var ours, private bool
-	err := p.admin.QueryRow(ctx, `SELECT n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user),
+	err := p.adminPool.QueryRow(ctx, `SELECT n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user),
        NOT EXISTS (SELECT 1 FROM aclexplode(n.nspacl) a WHERE a.grantee <> n.nspowner)
   FROM pg_namespace n WHERE n.nspname = $1`, stateSchema).Scan(&ours, &private)
 	if errors.Is(err, pgx.ErrNoRows) {
-		_, err = p.admin.Exec(ctx, "CREATE SCHEMA "+quoteIdent(stateSchema))
+		_, err = p.adminPool.Exec(ctx, "CREATE SCHEMA "+plan.QuoteIdent(stateSchema))
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == sqlstateInsufficientPrivilege {
 			return &Error{Kind: CannotGrant, Object: "database " + p.adminDB, Err: err,
 				Msg: fmt.Sprintf("the admin role needs to create schema %s in the admin database once: GRANT CREATE ON DATABASE %s TO %s, or have a superuser run CREATE SCHEMA %s AUTHORIZATION %s",
-					stateSchema, quoteIdent(p.adminDB), quoteIdent(p.baseConfig.ConnConfig.User), stateSchema, quoteIdent(p.baseConfig.ConnConfig.User))}
+					stateSchema, plan.QuoteIdent(p.adminDB), plan.QuoteIdent(p.baseConfig.ConnConfig.User), stateSchema, plan.QuoteIdent(p.baseConfig.ConnConfig.User))}
 		}
 		if err != nil && !isDuplicate(err) {
 			return backendErr("create schema "+stateSchema+" in the admin database", err)
@@ -83,18 +69,17 @@ func (p *Provisioner) ensureStateSchema(ctx context.Context) error {
 func (p *Provisioner) ensureUsersGroup(ctx context.Context) error {
 	name := UsersGroup(p.opts.Prefix)
 	var canLogin bool
-	err := p.admin.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", name).Scan(&canLogin)
+	err := p.adminPool.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", name).Scan(&canLogin)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		b := &pgx.Batch{}
-		b.Queue("CREATE ROLE " + quoteIdent(name) + " NOLOGIN")
-		if !p.crdb {
-			b.Queue("COMMENT ON ROLE " + quoteIdent(name) + " IS " + quoteLiteral(usersRecord))
+		for _, sql := range p.dialect.createUsersGroup(name) {
+			b.Queue(sql)
 		}
-		err := p.admin.SendBatch(ctx, b).Close()
+		err := p.adminPool.SendBatch(ctx, b).Close()
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == sqlstateInsufficientPrivilege {
-			return &Error{Kind: CannotGrant, Object: objectCreateRole, Err: err,
+			return &Error{Kind: CannotGrant, Object: plan.ObjectCreateRole, Err: err,
 				Msg: "the admin role may not create roles (it needs CREATEROLE); could not create group role " + name}
 		}
 		if err != nil && !isDuplicate(err) {

@@ -1,13 +1,13 @@
 package provision
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 // warmMaxAge bounds how long a cached role state is trusted. After it the
@@ -25,7 +25,7 @@ const warmCacheMax = 10000
 // provisioning transaction.
 type warmEntry struct {
 	role    string    // the role name (primary or clash name)
-	grant   string    // request.fingerprint() that was applied
+	grant   string    // plan.Request.Fingerprint() that was applied
 	comment string    // the owner record written on the role
 	objects string    // objects fingerprint read before the transaction
 	at      time.Time // when
@@ -39,14 +39,14 @@ type warmCache struct {
 
 // get returns the entry for req if it is for the same grant, young enough,
 // and req has no raw SQL.
-func (c *warmCache) get(req *request, now time.Time) (warmEntry, bool) {
-	if len(req.eff.SQL) > 0 {
+func (c *warmCache) get(req *plan.Request, now time.Time) (warmEntry, bool) {
+	if req.HasRawSQL() {
 		return warmEntry{}, false
 	}
 	c.mu.Lock()
-	e, ok := c.m[req.key()]
+	e, ok := c.m[req.Key()]
 	c.mu.Unlock()
-	if !ok || e.grant != req.fingerprint() || now.Sub(e.at) > warmMaxAge {
+	if !ok || e.grant != req.Fingerprint() || now.Sub(e.at) > warmMaxAge {
 		return warmEntry{}, false
 	}
 	return e, true
@@ -77,21 +77,7 @@ func (c *warmCache) forget(key string) {
 	c.mu.Unlock()
 }
 
-// objectsFingerprintSQL identifies the set of schemas named in $1 and of the
-// tables, views, materialized views, foreign tables and sequences in them:
-// their count and the sum of a 64-bit hash of each OID. A relation created
-// (or dropped and re-created) or a schema re-created changes it; GRANTs,
-// VACUUM and ANALYZE do not, so reconciling one role does not invalidate the
-// cache of every other role of the same schema (GRANT rewrites pg_class rows,
-// which rules out fingerprints over xmin). It reads pg_class once (a
-// sequential scan; about a millisecond per 10,000 relations).
-const objectsFingerprintSQL = `SELECT count(*)::text || ':' || coalesce(sum(hashint8extended(o::int8, 0)), 0)::text
-  FROM (SELECT n.oid AS o FROM pg_namespace n WHERE n.nspname = ANY($1::text[])
-        UNION ALL
-        SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')) x`
-
-// errNoFingerprint: no objects fingerprint is read (CockroachDB, raw SQL).
+// errNoFingerprint: no objects fingerprint is read (raw SQL).
 var errNoFingerprint = errors.New("no objects fingerprint")
 
 // pendingFingerprint is an objects fingerprint being read in the background.
@@ -116,44 +102,6 @@ func (p *Provisioner) finishFingerprint(database string, f *pendingFingerprint) 
 	if _, err := f.wait(); err != nil && f.pool != nil && KindOf(classifyConnect(database, err)) == MissingObject {
 		p.dropPool(database, f.pool)
 	}
-}
-
-// objectsFingerprint starts reading the objects fingerprint of req's
-// schemas in req's database, on a connection of that database's pool, for
-// the warm path to compare with the cached one. (The cached one is read in
-// the provisioning transaction before its GRANT ... ON ALL TABLES, so a
-// relation created in between is both granted and, at the next Ensure,
-// seen as a change: one extra reconcile, never a missed table.) The caller
-// must wait for it.
-func (p *Provisioner) objectsFingerprint(ctx context.Context, req *request) *pendingFingerprint {
-	f := &pendingFingerprint{done: make(chan struct{})}
-	if p.crdb || len(req.eff.SQL) > 0 {
-		f.err = errNoFingerprint
-		close(f.done)
-		return f
-	}
-	schemas := req.schemas()
-	go func() {
-		defer close(f.done)
-		pool, err := p.pool(req.eff.Database)
-		if err != nil {
-			f.err = err
-			return
-		}
-		f.pool = pool
-		f.err = pool.QueryRow(ctx, objectsFingerprintSQL, schemas).Scan(&f.fp)
-	}()
-	return f
-}
-
-// objectsFingerprintStep is objectsFingerprintSQL with the schemas inlined,
-// for the provisioning transaction's pipeline (which sends no parameters).
-func objectsFingerprintStep(schemas []string) string {
-	lits := make([]string, len(schemas))
-	for i, s := range schemas {
-		lits[i] = quoteLiteral(s)
-	}
-	return strings.ReplaceAll(objectsFingerprintSQL, "$1::text[]", "ARRAY["+strings.Join(lits, ", ")+"]::text[]")
 }
 
 // fingerprintStmt names objectsFingerprintSQL prepared on work connections.

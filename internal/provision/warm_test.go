@@ -3,34 +3,18 @@ package provision
 import (
 	"errors"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
-
-func TestDoBlock(t *testing.T) {
-	tests := []struct{ body, wantTag string }{
-		{"BEGIN NULL; END", "$wp$"},
-		{"BEGIN RAISE NOTICE '$wp$'; END", "$wp0$"},
-		{"BEGIN RAISE NOTICE '$wp$ $wp0$'; END", "$wp1$"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.wantTag, func(t *testing.T) {
-			got := doBlock(tt.body)
-			if want := "DO " + tt.wantTag + "\n" + tt.body + "\n" + tt.wantTag; got != want {
-				t.Errorf("got %q, want %q", got, want)
-			}
-		})
-	}
-}
 
 func TestWarmCache(t *testing.T) {
 	now := time.Now()
-	newReq := func(preset authz.Preset, sql ...string) *request {
-		r, err := newRequest("wp_", peer("a@x", "m", "n"), authz.Effective{Database: "db", Preset: preset, Schemas: authz.SchemaGrants(preset, "public"), SQL: sql})
+	newReq := func(preset authz.Preset, sql ...string) *plan.Request {
+		r, err := plan.NewRequest("wp_", peer("a@x", "m", "n"), authz.Effective{Database: "db", Preset: preset, Schemas: authz.SchemaGrants(preset, "public"), SQL: sql})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,10 +22,10 @@ func TestWarmCache(t *testing.T) {
 	}
 	rw := newReq(authz.Readwrite)
 	var c warmCache
-	c.put(rw.key(), warmEntry{role: "wp_a_m_db", grant: rw.fingerprint(), at: now})
+	c.put(rw.Key(), warmEntry{role: "wp_a_m_db", grant: rw.Fingerprint(), at: now})
 	tests := []struct {
 		name string
-		req  *request
+		req  *plan.Request
 		at   time.Time
 		want bool
 	}{
@@ -57,26 +41,30 @@ func TestWarmCache(t *testing.T) {
 			}
 		})
 	}
-	c.forget(rw.key())
+	c.forget(rw.Key())
 	if _, ok := c.get(rw, now); ok {
 		t.Errorf("get after forget: got an entry")
 	}
 }
 
 func TestTextArray(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                  `{}`,
-		"public":            `{"public"}`,
-		"public\x00app":     `{"public","app"}`,
-		"we\"ird\x00b\\c,d": `{"we\"ird","b\\c,d"}`,
-	} {
-		var ss []string
-		if in != "" {
-			ss = strings.Split(in, "\x00")
-		}
-		if got := string(textArray(ss)); got != want {
-			t.Errorf("textArray(%q): got %s, want %s", ss, got, want)
-		}
+	tests := []struct {
+		name string
+		in   []string
+		want string
+	}{
+		{"empty", nil, `{}`},
+		{"one", []string{"public"}, `{"public"}`},
+		{"two", []string{"public", "app"}, `{"public","app"}`},
+		{"quote, backslash and comma", []string{`we"ird`, `b\c,d`}, `{"we\"ird","b\\c,d"}`},
+		{"empty element", []string{""}, `{""}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(textArray(tt.in)); got != tt.want {
+				t.Errorf("textArray(%q): got %s, want %s", tt.in, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -1,22 +1,23 @@
-package provision
+package plan
 
 import (
 	"encoding/json"
 	"strings"
+	"time"
 )
 
 // Kinds of owner record.
 const (
-	recordUser  = "user"
-	recordGroup = "group"
+	RecordUser  = "user"
+	RecordGroup = "group"
 )
 
-// ownerRecord is the JSON comment (COMMENT ON ROLE) on every role Waypoint
+// Record is the JSON comment (COMMENT ON ROLE) on every role Waypoint
 // creates. A role without a parseable record with Waypoint == 1 is not
 // Waypoint's and is never altered, granted to or dropped.
-type ownerRecord struct {
+type Record struct {
 	Waypoint int    `json:"waypoint"`          // format version, 1
-	Kind     string `json:"kind"`              // recordUser or recordGroup
+	Kind     string `json:"kind"`              // RecordUser or RecordGroup
 	Subject  string `json:"subject,omitempty"` // identity.Peer.Subject (users)
 	Node     string `json:"node,omitempty"`    // identity.Peer.NodeID (users)
 	Machine  string `json:"machine,omitempty"` // identity.Peer.MachineName (users); informational
@@ -25,17 +26,17 @@ type ownerRecord struct {
 	Preset   string `json:"preset,omitempty"`  // groups; users only when preset-limited
 	SQL      string `json:"sql,omitempty"`     // users: hash of the raw SQL last applied
 	Grant    string `json:"grant,omitempty"`   // users: hash of the grant last applied (see request.fingerprint)
-	State    string `json:"state,omitempty"`   // users: stateInactive after Cleanup deactivated the role
+	State    string `json:"state,omitempty"`   // users: StateInactive after Cleanup deactivated the role
 }
 
-// stateInactive marks a user role Cleanup deactivated (NOLOGIN, no
+// StateInactive marks a user role Cleanup deactivated (NOLOGIN, no
 // memberships, no privileges) because it still owns objects.
-const stateInactive = "inactive"
+const StateInactive = "inactive"
 
-// sameOwner reports whether r and o describe the same identity (SQL, Grant
+// SameOwner reports whether r and o describe the same identity (SQL, Grant
 // and State are state, not identity; Machine is informational: a node's
 // machine can be renamed).
-func (r ownerRecord) sameOwner(o ownerRecord) bool {
+func (r Record) SameOwner(o Record) bool {
 	r.SQL, o.SQL = "", ""
 	r.Grant, o.Grant = "", ""
 	r.State, o.State = "", ""
@@ -43,32 +44,58 @@ func (r ownerRecord) sameOwner(o ownerRecord) bool {
 	return r == o
 }
 
-func (r ownerRecord) String() string {
+func (r Record) String() string {
 	b, _ := json.Marshal(r) // cannot fail: only strings and ints
 	return string(b)
 }
 
-// parseRecord parses a role comment; ok is false for a role that is not
+// ParseRecord parses a role comment; ok is false for a role that is not
 // Waypoint's (no comment, other text, other version).
-func parseRecord(comment string) (ownerRecord, bool) {
-	var r ownerRecord
+func ParseRecord(comment string) (Record, bool) {
+	var r Record
 	if !strings.HasPrefix(comment, "{") || json.Unmarshal([]byte(comment), &r) != nil || r.Waypoint != 1 {
-		return ownerRecord{}, false
+		return Record{}, false
 	}
-	return r, r.Kind == recordUser || r.Kind == recordGroup
+	return r, r.Kind == RecordUser || r.Kind == RecordGroup
 }
 
-// roleInfo is what the lookup found about one role name.
-type roleInfo struct {
-	record  ownerRecord
-	ours    bool // record is a valid Waypoint owner record
-	comment string
-	// adminHas: the admin has the role's privileges (an inheriting member),
+// RoleInfo is what the lookup found about one role name.
+type RoleInfo struct {
+	Record  Record
+	Ours    bool   // Record is a valid Waypoint owner record
+	Comment string // the owner record as stored (a role comment or a record row)
+	// AdminHas: the admin has the role's privileges (an inheriting member),
 	// which it needs to grant on objects the role owns.
-	adminHas bool
+	AdminHas bool
 }
 
-// resolveName picks the name for the role described by want, given the two
+// NewRoleInfo is the RoleInfo of a role whose stored owner record is
+// comment ("" when it has none).
+func NewRoleInfo(comment string, adminHas bool) RoleInfo {
+	rec, ours := ParseRecord(comment)
+	return RoleInfo{Record: rec, Ours: ours, Comment: comment, AdminHas: adminHas}
+}
+
+// Lookup is what the admin database says about the candidate role names
+// of a Request (see Request.LookupNames): the input of Request.Plan.
+type Lookup struct {
+	Now     time.Time               // the server's clock
+	Roles   map[string]RoleInfo     // existing roles among the names asked for
+	Members map[string][]Membership // member role → groups it belongs to
+}
+
+// NewLookup returns an empty Lookup at now: no role exists.
+func NewLookup(now time.Time) *Lookup {
+	return &Lookup{Now: now, Roles: map[string]RoleInfo{}, Members: map[string][]Membership{}}
+}
+
+// Membership is one group a role is a member of.
+type Membership struct {
+	Group string
+	Ours  bool // the group has a Waypoint group record
+}
+
+// ResolveName picks the name for the role described by want, given the two
 // candidate names and the roles found under them:
 //
 //  1. primary exists and is want's → primary;
@@ -78,17 +105,17 @@ type roleInfo struct {
 //     free; a clash error if taken by anyone else;
 //  5. primary exists without an owner record → a clash error: Waypoint never
 //     takes over a role it did not create.
-func resolveName(primary, alternate string, want ownerRecord, found map[string]roleInfo) (name string, exists bool, err error) {
+func ResolveName(primary, alternate string, want Record, found map[string]RoleInfo) (name string, exists bool, err error) {
 	p, pok := found[primary]
 	a, aok := found[alternate]
 	switch {
-	case pok && p.ours && p.record.sameOwner(want):
+	case pok && p.Ours && p.Record.SameOwner(want):
 		return primary, true, nil
-	case aok && a.ours && a.record.sameOwner(want):
+	case aok && a.Ours && a.Record.SameOwner(want):
 		return alternate, true, nil
 	case !pok:
 		return primary, false, nil
-	case !p.ours:
+	case !p.Ours:
 		return "", false, &Error{Kind: Clash, Object: "role " + primary,
 			Msg: "role exists and has no Waypoint owner record; refusing to take it over"}
 	case !aok:

@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
-// CockroachDB cleanup, touch, try-lock and privilege reset. Verified only
-// against the scripted fake in crdb_test.go (statements recorded), not a
-// real server.
+// CockroachDB cleanup, try-lock and privilege reset. Verified only against
+// the scripted fake in crdb_test.go (each scenario lists the statements it
+// expects), not a real server.
 const (
 	// crdbExpiredRolesSQL lists login roles with the prefix $1 and a record
 	// whose last use (or, without one, VALID UNTIL) is more than $2 seconds
@@ -29,21 +29,27 @@ const (
        coalesce(w.record, '')
   FROM pg_roles r LEFT JOIN ` + crdbRecordTable + ` w ON w.role = r.rolname
   LEFT JOIN ` + crdbLockTable + ` l ON l.role = r.rolname WHERE r.rolname = $1`
-	// crdbTouchSQL records the roles $1 as used now.
-	crdbTouchSQL = `UPDATE ` + crdbLockTable + ` SET last_used = now() WHERE role = ANY($1::STRING[])`
 )
 
 // crdbGrantsSQL lists the objects role holds privileges on in the current
-// database, for crdbRevokeDirect. (SHOW takes no placeholders.)
+// database, for revokeDirect. (SHOW takes no placeholders.)
 func crdbGrantsSQL(role string) string {
 	return `SELECT DISTINCT object_type, database_name, coalesce(schema_name, ''), coalesce(object_name, '')
-  FROM [SHOW GRANTS FOR ` + quoteIdent(role) + `] WHERE grantee = ` + quoteLiteral(role) + ` ORDER BY 1, 2, 3, 4`
+  FROM [SHOW GRANTS FOR ` + plan.QuoteIdent(role) + `] WHERE grantee = ` + plan.QuoteLiteral(role) + ` ORDER BY 1, 2, 3, 4`
 }
 
-// dropRoleCRDB is Cleanup's per-role step on CockroachDB. Cleanup lists the
+func (*cockroach) expiredRolesSQL() string { return crdbExpiredRolesSQL }
+
+// beforeCleanup does nothing.
+func (*cockroach) beforeCleanup(context.Context) {}
+
+// afterCleanup does nothing: lock rows are kept (they record last use).
+func (*cockroach) afterCleanup(context.Context) {}
+
+// cleanRole is Cleanup's per-role step on CockroachDB. Cleanup lists the
 // login roles whose owner record (a row of waypoint.role_records) says they
 // are Waypoint user roles and that have been idle longer than TTL; for
-// each, dropRoleCRDB
+// each, cleanRole
 //
 //   - try-locks the role's lock row (SELECT ... FOR UPDATE NOWAIT in a
 //     transaction on a lock connection; a role an Ensure holds is skipped);
@@ -57,25 +63,20 @@ func crdbGrantsSQL(role string) string {
 //     objects, it stays deactivated and its record is marked inactive
 //     (objects are never reassigned to the admin); otherwise its record row
 //     is deleted.
-func (p *Provisioner) dropRoleCRDB(ctx context.Context, role string, rec ownerRecord) (cleanupOutcome, error) {
-	lock, ok, err := p.tryLockRole(ctx, role)
-	if err != nil || !ok {
-		if err == nil {
-			return cleanupOutcome{state: outcomeActive}, nil
-		}
-		return cleanupOutcome{}, err
+func (d *cockroach) cleanRole(ctx context.Context, role string, rec plan.Record) (cleanupOutcome, error) {
+	p := d.p
+	lock, ok, err := d.tryLock(ctx, role)
+	if out, locked, err := lockedForCleanup(ok, err); !locked {
+		return out, err
 	}
 	defer lock.unlock()
-	if clean, active, err := recheck(ctx, lock.tx, crdbRecheckSQL, role, rec, p.opts.TTL.Seconds()); !clean {
-		if active {
-			return cleanupOutcome{state: outcomeActive}, err
-		}
+	if out, clean, err := recheck(ctx, lock.tx, crdbRecheckSQL, role, rec, p.opts.TTL.Seconds()); !clean {
+		return out, err
+	}
+	if err := d.deactivate(ctx, role, uniq(rec.Database, p.adminDB)); err != nil {
 		return cleanupOutcome{}, err
 	}
-	if err := p.deactivateCRDB(ctx, role, uniq(rec.Database, p.adminDB)); err != nil {
-		return cleanupOutcome{}, err
-	}
-	err = p.execIn(ctx, p.adminDB, "DROP ROLE "+quoteIdent(role))
+	err = p.execIn(ctx, p.adminDB, "DROP ROLE "+plan.QuoteIdent(role))
 	var pgErr *pgconn.PgError
 	if err != nil && (!errors.As(err, &pgErr) || pgErr.Code != sqlstateDependentObjects) {
 		return cleanupOutcome{}, err
@@ -86,16 +87,18 @@ func (p *Provisioner) dropRoleCRDB(ctx context.Context, role string, rec ownerRe
 		}
 		return cleanupOutcome{state: outcomeDropped}, nil
 	}
-	rec.State, rec.SQL, rec.Grant = stateInactive, "", ""
+	rec.State, rec.SQL, rec.Grant = plan.StateInactive, "", ""
 	if _, err := lock.tx.Exec(ctx, "UPSERT INTO "+crdbRecordTable+" (role, record) VALUES ($1, $2)", role, rec.String()); err != nil {
 		return cleanupOutcome{}, fmt.Errorf("mark role inactive: %w", err)
 	}
 	return cleanupOutcome{state: outcomeDeactivated, owned: -1}, nil
 }
 
-// deactivateCRDB is deactivate on CockroachDB.
-func (p *Provisioner) deactivateCRDB(ctx context.Context, role string, dbs []string) error {
-	r := quoteIdent(role)
+// deactivate makes role unable to log in or to use anything but its own
+// objects: NOLOGIN without a password, no role memberships, and no
+// privilege SHOW GRANTS lists in dbs.
+func (d *cockroach) deactivate(ctx context.Context, role string, dbs []string) error {
+	p, r := d.p, plan.QuoteIdent(role)
 	if err := p.execIn(ctx, p.adminDB, "ALTER ROLE "+r+" WITH NOLOGIN PASSWORD NULL"); err != nil {
 		return err
 	}
@@ -103,11 +106,11 @@ func (p *Provisioner) deactivateCRDB(ctx context.Context, role string, dbs []str
 		return err
 	}
 	for _, db := range dbs {
-		pool, err := p.pool(db)
+		pool, err := p.workPool(db)
 		if err != nil {
 			return err
 		}
-		revokes, err := crdbRevokeDirect(ctx, pool, role)
+		revokes, err := revokeDirect(ctx, pool, role)
 		if err != nil {
 			return err
 		}
@@ -118,10 +121,10 @@ func (p *Provisioner) deactivateCRDB(ctx context.Context, role string, dbs []str
 	return nil
 }
 
-// crdbRevokeDirect returns the statements that revoke every privilege role
+// revokeDirect returns the statements that revoke every privilege role
 // holds in q's database (SHOW GRANTS FOR role): on the database, schemas,
 // tables and sequences, types and functions.
-func crdbRevokeDirect(ctx context.Context, q querier, role string) ([]string, error) {
+func revokeDirect(ctx context.Context, q querier, role string) ([]string, error) {
 	rows, err := q.Query(ctx, crdbGrantsSQL(role))
 	if err != nil {
 		return nil, backendErr("list the role's privileges", err)
@@ -129,7 +132,7 @@ func crdbRevokeDirect(ctx context.Context, q querier, role string) ([]string, er
 	var out []string
 	var kind, db, schema, object string
 	_, err = pgx.ForEachRow(rows, []any{&kind, &db, &schema, &object}, func() error {
-		if sql := crdbRevokeSQL(kind, db, schema, object, role); sql != "" {
+		if sql := plan.CockroachRevokeSQL(kind, db, schema, object, role); sql != "" {
 			out = append(out, sql)
 		}
 		return nil
@@ -140,53 +143,28 @@ func crdbRevokeDirect(ctx context.Context, q querier, role string) ([]string, er
 	return out, nil
 }
 
-// crdbRevokeSQL is the REVOKE ALL for one row of SHOW GRANTS FOR, or "" for
-// an object type it does not know.
-func crdbRevokeSQL(kind, db, schema, object, role string) string {
-	target := ""
-	switch strings.ToLower(kind) {
-	case "database":
-		target = "DATABASE " + quoteIdent(db)
-	case "schema":
-		target = "SCHEMA " + quoteIdent(db) + "." + quoteIdent(schema)
-	case "table", "view", "materialized view":
-		target = "TABLE " + quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(object)
-	case "sequence":
-		target = "SEQUENCE " + quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(object)
-	case "type":
-		target = "TYPE " + quoteIdent(db) + "." + quoteIdent(schema) + "." + quoteIdent(object)
-	case "function", "routine":
-		target = "FUNCTION " + quoteIdent(db) + "." + quoteIdent(schema) + "." + object // object carries its argument list
-	default:
-		return ""
-	}
-	return "REVOKE ALL ON " + target + " FROM " + quoteIdent(role)
-}
-
-// execIn runs statements one by one on a connection to database; a
-// database that no longer exists is skipped.
-func (p *Provisioner) execIn(ctx context.Context, database string, statements ...string) error {
-	pool, err := p.pool(database)
+// tryLock locks name's lock row without waiting and without marking it
+// used; ok is false when another transaction holds it. The transaction
+// stays open in the lock; unlock commits it (keeping the record delete of
+// a dropped role).
+func (d *cockroach) tryLock(ctx context.Context, name string) (l *rowLock, ok bool, err error) {
+	conn, err := d.p.adminPool.Acquire(ctx)
 	if err != nil {
-		return err
+		return nil, false, backendErr("acquire admin connection", err)
 	}
-	for _, sql := range statements {
-		_, err := pool.Exec(ctx, sql)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == sqlstateInvalidCatalogName {
-			return nil
-		}
+	l = &rowLock{conn: conn}
+	ok, err = l.tryLock(ctx, name)
+	if err != nil || !ok {
+		l.discard()
 		if err != nil {
-			return fmt.Errorf("%s in %s: %w", strings.SplitN(sql, " ", 2)[0], database, err)
+			return nil, false, backendErr("lock role", err)
 		}
+		return nil, false, nil
 	}
-	return nil
+	return l, true, nil
 }
 
-// tryLockCRDB locks name's lock row without waiting; ok is false when
-// another transaction holds it. The transaction stays open in l.tx; unlock
-// commits it (keeping the record delete of a dropped role).
-func (l *roleLock) tryLockCRDB(ctx context.Context, name string) (bool, error) {
+func (l *rowLock) tryLock(ctx context.Context, name string) (bool, error) {
 	if _, err := l.conn.Exec(ctx, "INSERT INTO "+crdbLockTable+" (role) VALUES ($1) ON CONFLICT DO NOTHING", name); err != nil {
 		return false, err
 	}

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"time"
@@ -7,8 +7,12 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 )
 
+// DefaultPasswordLifetime is how long a password Ensure sets stays valid
+// when the executor's Options.PasswordLifetime is zero.
+const DefaultPasswordLifetime = 45 * time.Second
+
 // ExplainOptions configures Explain. Zero values mean the same defaults as
-// in Options.
+// in the executor's Options.
 type ExplainOptions struct {
 	Prefix           string
 	PasswordLifetime time.Duration
@@ -16,13 +20,13 @@ type ExplainOptions struct {
 	Now time.Time
 }
 
-// Explain returns the role Ensure would use for peer and eff on a backend
-// where neither the role nor its groups exist yet, and every statement it
-// would run in the target database, in order (password shown as
+// Explain returns the role Ensure would use for peer and eff on a
+// PostgreSQL backend where neither the role nor its groups exist yet, and
+// every statement it would run in the target database, in order (password shown as
 // '<redacted>'). It touches no database. Errors are those Ensure would
 // return before connecting (bad raw SQL, unknown preset).
 func Explain(opts ExplainOptions, peer identity.Peer, eff authz.Effective) (role string, statements []string, err error) {
-	prefix := orDefault(opts.Prefix)
+	prefix := OrDefault(opts.Prefix)
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", nil, err
 	}
@@ -34,16 +38,15 @@ func Explain(opts ExplainOptions, peer identity.Peer, eff authz.Effective) (role
 	if now.IsZero() {
 		now = time.Now()
 	}
-	req, err := newRequest(prefix, peer, eff)
+	req, err := NewRequest(prefix, peer, eff)
 	if err != nil {
 		return "", nil, err
 	}
-	lk := &lookup{Now: now, Roles: map[string]roleInfo{}, Members: map[string][]membership{}}
-	pl, err := req.buildPlan(lk, lifetime, UsersGroup(prefix), func(string) (string, error) { return "<redacted>", nil })
+	pl, err := req.Plan(NewLookup(now), lifetime, UsersGroup(prefix), func(string) (string, error) { return "<redacted>", nil })
 	if err != nil {
 		return "", nil, err
 	}
-	steps, err := pl.steps()
+	steps, err := pl.Steps(PostgreSQL{})
 	if err != nil {
 		return "", nil, err
 	}

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 )
 
-// privileges is what one preset grants on each schema (SPEC §3).
+// privileges is what one preset grants on each schema.
 type privileges struct {
 	schema    []string
 	tables    []string
@@ -43,13 +43,13 @@ func privilegesOf(p authz.Preset) (privileges, error) {
 // grantStatements are the statements that give group the preset's
 // privileges on schema. They are idempotent, and re-running them reaches
 // tables created since the last run. The admin preset uses ALL PRIVILEGES on
-// tables and sequences, as in SPEC §3.
+// tables and sequences.
 func grantStatements(group, schema string, preset authz.Preset) ([]string, error) {
 	privs, err := privilegesOf(preset)
 	if err != nil {
 		return nil, err
 	}
-	g, s := quoteIdent(group), quoteIdent(schema)
+	g, s := QuoteIdent(group), QuoteIdent(schema)
 	tables, sequences := strings.Join(privs.tables, ", "), strings.Join(privs.sequences, ", ")
 	if preset == authz.Admin {
 		tables, sequences = "ALL PRIVILEGES", "ALL PRIVILEGES"
@@ -61,12 +61,12 @@ func grantStatements(group, schema string, preset authz.Preset) ([]string, error
 	}, nil
 }
 
-// missingQuery returns a query listing what a role lacks of preset's
+// MissingQuery returns a query listing what a role lacks of preset's
 // privileges in schema $2: rows (kind, schema, name) with kind "schema",
 // "table" or "sequence", tables and sequences first. $1 is the role to check ("" = current_user). With
 // grantOption it checks the right to grant (WITH GRANT OPTION, which owners
 // have implicitly), which is what the admin needs.
-func missingQuery(preset authz.Preset, grantOption bool) (string, error) {
+func MissingQuery(preset authz.Preset, grantOption bool) (string, error) {
 	privs, err := privilegesOf(preset)
 	if err != nil {
 		return "", err

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"fmt"
@@ -10,13 +10,14 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 )
 
-// request is one Ensure call's inputs with the candidate names derived.
-type request struct {
+// Request is one Ensure call's inputs, validated, with the candidate
+// role names derived. It is immutable once built.
+type Request struct {
 	peer      identity.Peer
 	eff       authz.Effective
 	primary   string
 	alternate string
-	want      ownerRecord
+	want      Record
 	groups    []groupRequest
 }
 
@@ -24,11 +25,12 @@ type request struct {
 type groupRequest struct {
 	schema, primary, alternate string
 	preset                     authz.Preset
-	record                     ownerRecord
+	record                     Record
 }
 
-// newRequest validates the inputs and derives names. It touches no database.
-func newRequest(prefix string, peer identity.Peer, eff authz.Effective) (*request, error) {
+// NewRequest validates the inputs and derives names. Its errors are
+// *Error (MissingObject, Clash, BadSQL).
+func NewRequest(prefix string, peer identity.Peer, eff authz.Effective) (*Request, error) {
 	if eff.Database == "" {
 		return nil, &Error{Kind: MissingObject, Object: "database", Msg: "no database in request"}
 	}
@@ -50,13 +52,13 @@ func newRequest(prefix string, peer identity.Peer, eff authz.Effective) (*reques
 	var namePreset authz.Preset
 	if eff.PresetLimited {
 		namePreset = eff.Preset
-		eff.SQL = nil // SPEC §3: raw SQL is skipped for a preset-limited connection
+		eff.SQL = nil // raw SQL is skipped for a preset-limited connection
 	}
-	r := &request{
+	r := &Request{
 		peer: peer, eff: eff,
 		primary:   RoleName(prefix, peer, eff.Database, namePreset),
 		alternate: ClashRoleName(prefix, peer, eff.Database, namePreset),
-		want: ownerRecord{Waypoint: 1, Kind: recordUser, Subject: peer.Subject(), Node: peer.NodeID,
+		want: Record{Waypoint: 1, Kind: RecordUser, Subject: peer.Subject(), Node: peer.NodeID,
 			Machine: peer.MachineName, Database: eff.Database, Preset: string(namePreset)},
 	}
 	schemas := slices.Clone(eff.Schemas)
@@ -73,27 +75,27 @@ func newRequest(prefix string, peer identity.Peer, eff authz.Effective) (*reques
 			preset:    s.Preset,
 			primary:   GroupName(prefix, eff.Database, s.Schema, s.Preset),
 			alternate: clashGroupName(prefix, eff.Database, s.Schema, s.Preset),
-			record: ownerRecord{Waypoint: 1, Kind: recordGroup, Database: eff.Database,
+			record: Record{Waypoint: 1, Kind: RecordGroup, Database: eff.Database,
 				Schema: s.Schema, Preset: string(s.Preset)},
 		})
 	}
 	// Validate the raw SQL before anything runs, with the name most likely
-	// to be used; buildPlan renders it again with the final name.
+	// to be used; Plan renders it again with the final name.
 	if _, err := prepareSQL(eff.SQL, r.primary, eff.Database, peer.Subject()); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// key identifies the role being provisioned within one process: callers
+// Key identifies the role being provisioned within one process: callers
 // with equal keys share a rotation.
-func (r *request) key() string {
+func (r *Request) Key() string {
 	return strings.Join([]string{r.want.Subject, r.want.Node, r.want.Database, r.want.Preset}, "\x00")
 }
 
-// fingerprint identifies what the role should be granted; callers with the
+// Fingerprint identifies what the role should be granted; callers with the
 // same key but a different fingerprint do not share a rotation.
-func (r *request) fingerprint() string {
+func (r *Request) Fingerprint() string {
 	parts := []string{string(r.eff.Preset)}
 	for _, g := range r.groups {
 		parts = append(parts, g.schema+"="+string(g.preset))
@@ -103,8 +105,8 @@ func (r *request) fingerprint() string {
 	return strings.Join(parts, "\x00")
 }
 
-// schemas are the granted schemas, sorted.
-func (r *request) schemas() []string {
+// Schemas are the granted schemas, sorted.
+func (r *Request) Schemas() []string {
 	out := make([]string, len(r.groups))
 	for i, g := range r.groups {
 		out[i] = g.schema
@@ -112,8 +114,8 @@ func (r *request) schemas() []string {
 	return out
 }
 
-// lookupNames are the role names a lookup must read.
-func (r *request) lookupNames() []string {
+// LookupNames are the role names a Lookup must read.
+func (r *Request) LookupNames() []string {
 	names := []string{r.primary, r.alternate}
 	for _, g := range r.groups {
 		names = append(names, g.primary, g.alternate)
@@ -121,12 +123,12 @@ func (r *request) lookupNames() []string {
 	return names
 }
 
-// buildPlan decides what to change from the lookup. lifetime is how long
-// the password stays valid (VALID UNTIL lk.Now+lifetime); users is the
-// group every role joins (see Options.Prefix); verifier computes the
-// password hash for the final role name.
-func (r *request) buildPlan(lk *lookup, lifetime time.Duration, users string, verifier func(role string) (string, error)) (*plan, error) {
-	name, exists, err := resolveName(r.primary, r.alternate, r.want, lk.Roles)
+// Plan decides what to change from the lookup. lifetime is how long the
+// password stays valid (VALID UNTIL lk.Now+lifetime); users is the group
+// every role joins (see UsersGroup); verifier computes the password hash
+// for the final role name ("" keeps the password).
+func (r *Request) Plan(lk *Lookup, lifetime time.Duration, users string, verifier func(role string) (string, error)) (*Plan, error) {
+	name, exists, err := r.Existing(lk)
 	if err != nil {
 		return nil, err
 	}
@@ -136,29 +138,29 @@ func (r *request) buildPlan(lk *lookup, lifetime time.Duration, users string, ve
 	}
 	pw, err := verifier(name)
 	if err != nil {
-		return nil, backendErr("hash password", err)
+		return nil, &Error{Kind: Backend, Msg: "hash password", Err: err}
 	}
 	rec := r.want
 	rec.SQL = sqlHash(raw)
-	rec.Grant = grantHash(r.fingerprint())
+	rec.Grant = grantHash(r.Fingerprint())
 	old := lk.Roles[name]
-	pl := &plan{
+	pl := &Plan{
 		Role: name, Database: r.eff.Database, CreateRole: !exists, Record: rec,
-		SetComment:  !exists || old.comment != rec.String(),
-		AdminJoin:   !exists || !old.adminHas,
-		ResetDirect: exists && old.record.SQL != "" && old.record.SQL != rec.SQL,
+		SetComment:  !exists || old.Comment != rec.String(),
+		AdminJoin:   !exists || !old.AdminHas,
+		ResetDirect: exists && old.Record.SQL != "" && old.Record.SQL != rec.SQL,
 		Password:    pw,
-		ValidUntil:  lk.Now.Add(lifetime).UTC().Format("2006-01-02 15:04:05.999999") + "+00",
+		ValidUntil:  TimestampLiteral(lk.Now.Add(lifetime)),
 		RawSQL:      raw,
 	}
 	desired := map[string]bool{}
 	for _, g := range r.groups {
-		gname, gexists, err := resolveName(g.primary, g.alternate, g.record, lk.Roles)
+		gname, gexists, err := ResolveName(g.primary, g.alternate, g.record, lk.Roles)
 		if err != nil {
 			return nil, err
 		}
 		desired[gname] = true
-		pl.Groups = append(pl.Groups, groupPlan{Name: gname, Schema: g.schema, Preset: g.preset, Create: !gexists, Record: g.record})
+		pl.Groups = append(pl.Groups, GroupPlan{Name: gname, Schema: g.schema, Preset: g.preset, Create: !gexists, Record: g.record})
 	}
 	current := map[string]bool{}
 	for _, m := range lk.Members[name] {
@@ -179,6 +181,24 @@ func (r *request) buildPlan(lk *lookup, lifetime time.Duration, users string, ve
 	return pl, nil
 }
 
-func (r *request) String() string {
+// String names the request for logs: subject@machine/database.
+func (r *Request) String() string {
 	return fmt.Sprintf("%s@%s/%s", r.want.Subject, r.peer.MachineName, r.eff.Database)
+}
+
+// Database is the database the role is for.
+func (r *Request) Database() string { return r.eff.Database }
+
+// HasRawSQL reports whether the grant has raw SQL templates (which a
+// preset-limited connection never has).
+func (r *Request) HasRawSQL() bool { return len(r.eff.SQL) > 0 }
+
+// Candidates are the two names the user role may have: the primary name
+// and its clash alternative. A role lock covers both.
+func (r *Request) Candidates() []string { return []string{r.primary, r.alternate} }
+
+// Existing resolves the role's name from lk: the name, and whether a role
+// of that name is already this identity's (see ResolveName).
+func (r *Request) Existing(lk *Lookup) (name string, exists bool, err error) {
+	return ResolveName(r.primary, r.alternate, r.want, lk.Roles)
 }

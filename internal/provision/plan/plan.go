@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"crypto/sha256"
@@ -9,48 +9,44 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 )
 
-// plan is everything Ensure changes in one database, decided from a lookup.
-// Its statements run in one transaction on a connection to Database.
-type plan struct {
+// Plan is everything Ensure changes in one database, decided from a
+// Lookup by Request.Plan. Its statements (Steps) run in one transaction on
+// a connection to Database.
+type Plan struct {
 	Role        string
 	Database    string
 	CreateRole  bool
-	Record      ownerRecord // the role's owner record
+	Record      Record      // the role's owner record
 	SetComment  bool        // write Record (new role, or SQL hash changed)
-	AdminJoin   bool        // GRANT the role TO the admin (see steps)
+	AdminJoin   bool        // make the admin a member of the role (see Syntax.JoinAdmin)
 	Password    string      // the verifier (never the plaintext); "<redacted>" in Explain; "" keeps the password
 	ValidUntil  string      // timestamp literal text, UTC
-	Groups      []groupPlan // desired groups, sorted by name
+	Groups      []GroupPlan // desired groups, sorted by name
 	Join        []string    // groups to grant membership in
 	Leave       []string    // Waypoint groups to revoke membership in
 	ResetDirect bool        // revoke every direct privilege before CONNECT and RawSQL (the SQL changed)
-	Revoke      []string    // CockroachDB: the statements that do ResetDirect (see crdbRevokeDirect)
+	Revoke      []string    // for a Syntax that cannot revoke in SQL: the revokes the executor listed (see Syntax.ResetDirect)
 	RawSQL      []string    // validated statements
 
 	// Fingerprint, when not nil, are the schemas whose objects fingerprint
-	// (objectsFingerprintSQL) the transaction reads before its grants;
-	// apply stores the result in ObjectsFP.
+	// (ObjectsFingerprintSQL, PostgreSQL only) the transaction reads before
+	// its grants; the executor stores the result in ObjectsFP.
 	Fingerprint []string
 	ObjectsFP   string
-
-	// CRDBRecords, when not "", is the CockroachDB owner-record table
-	// (database.schema.table, quoted) written instead of role comments;
-	// it also selects CockroachDB syntax (see crdb.go).
-	CRDBRecords string
 }
 
-// groupPlan is one shared group role: its name, schema and preset.
-type groupPlan struct {
+// GroupPlan is one shared group role: its name, schema and preset.
+type GroupPlan struct {
 	Name   string
 	Schema string
 	Preset authz.Preset
 	Create bool
-	Record ownerRecord
+	Record Record
 }
 
-// step is one statement of a plan with what it is about, so a failure can be
+// Step is one statement of a plan with what it is about, so a failure can be
 // reported against the right object.
-type step struct {
+type Step struct {
 	SQL    string
 	FP     bool         // the objects fingerprint query (one row, one column)
 	Schema string       // for group grants: the schema
@@ -58,90 +54,73 @@ type step struct {
 	Raw    int          // for raw SQL: index+1; 0 otherwise
 }
 
-// steps returns the plan's statements in order (without BEGIN/COMMIT).
-func (pl *plan) steps() ([]step, error) {
-	crdb := pl.CRDBRecords != ""
-	var st []step
-	add := func(sql string) { st = append(st, step{SQL: sql}) }
-	if !crdb {
-		add("SET LOCAL standard_conforming_strings = on")
-		if pl.Fingerprint != nil {
-			st = append(st, step{SQL: objectsFingerprintStep(pl.Fingerprint), FP: true})
+// Steps returns the plan's statements in order (without BEGIN/COMMIT), in
+// the SQL of syn.
+func (pl *Plan) Steps(syn Syntax) ([]Step, error) {
+	var st []Step
+	add := func(sqls ...string) {
+		for _, sql := range sqls {
+			st = append(st, Step{SQL: sql})
 		}
 	}
-	role := quoteIdent(pl.Role)
-	createAttrs, alterAttrs := "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", "LOGIN INHERIT"
-	if crdb {
-		createAttrs, alterAttrs = "LOGIN NOCREATEDB NOCREATEROLE", "LOGIN"
+	add(syn.Preamble()...)
+	if pl.Fingerprint != nil {
+		st = append(st, Step{SQL: objectsFingerprintStep(pl.Fingerprint), FP: true})
 	}
-	if pl.CreateRole {
-		add(fmt.Sprintf("CREATE ROLE %s WITH %s PASSWORD %s VALID UNTIL %s",
-			role, createAttrs, quoteLiteral(pl.Password), quoteLiteral(pl.ValidUntil)))
-	} else if pl.Password == "" {
-		// No new password: VALID UNTIL stays, so that a reconcile never
-		// extends a password the role may have set itself.
-		add(fmt.Sprintf("ALTER ROLE %s WITH %s", role, alterAttrs))
-	} else {
-		add(fmt.Sprintf("ALTER ROLE %s WITH %s PASSWORD %s VALID UNTIL %s",
-			role, alterAttrs, quoteLiteral(pl.Password), quoteLiteral(pl.ValidUntil)))
-	}
+	add(pl.roleStatement(syn))
 	if pl.SetComment || pl.CreateRole {
-		add(pl.recordSQL(pl.Role, pl.Record))
+		add(syn.SetRecord(pl.Role, pl.Record))
 	}
-	if pl.AdminJoin && !crdb {
-		// The admin becomes a member of the role so that it can grant on
-		// objects the role creates (admin preset): otherwise every later
-		// GRANT ... ON ALL TABLES IN SCHEMA fails on them, for every user
-		// of that schema. Cleanup needs the membership too.
-		add(fmt.Sprintf("GRANT %s TO CURRENT_USER", role))
+	if pl.AdminJoin {
+		add(syn.JoinAdmin(pl.Role)...)
 	}
 	for _, g := range pl.Groups {
 		if g.Create {
-			add(fmt.Sprintf("CREATE ROLE %s NOLOGIN", quoteIdent(g.Name)))
-			add(pl.recordSQL(g.Name, g.Record))
+			add(fmt.Sprintf("CREATE ROLE %s NOLOGIN", QuoteIdent(g.Name)), syn.SetRecord(g.Name, g.Record))
 		}
 		grants, err := grantStatements(g.Name, g.Schema, g.Preset)
 		if err != nil {
 			return nil, err
 		}
 		for _, sql := range grants {
-			st = append(st, step{SQL: sql, Schema: g.Schema, Preset: g.Preset})
+			st = append(st, Step{SQL: sql, Schema: g.Schema, Preset: g.Preset})
 		}
 	}
 	if pl.ResetDirect {
-		// Before CONNECT, which the reset revokes with the rest.
-		if crdb {
-			for _, sql := range pl.Revoke {
-				add(sql)
-			}
-		} else {
-			add(resetDirectSQL(pl.Role))
-		}
+		add(syn.ResetDirect(pl.Role, pl.Revoke)...) // before CONNECT, which the reset revokes with the rest
 	}
-	add(fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", quoteIdent(pl.Database), role))
+	role := QuoteIdent(pl.Role)
+	add(fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", QuoteIdent(pl.Database), role))
 	for _, g := range pl.Join {
-		add(fmt.Sprintf("GRANT %s TO %s", quoteIdent(g), role))
+		add(fmt.Sprintf("GRANT %s TO %s", QuoteIdent(g), role))
 	}
 	for _, g := range pl.Leave {
-		add(fmt.Sprintf("REVOKE %s FROM %s", quoteIdent(g), role))
+		add(fmt.Sprintf("REVOKE %s FROM %s", QuoteIdent(g), role))
 	}
 	for i, sql := range pl.RawSQL {
-		st = append(st, step{SQL: sql, Raw: i + 1})
+		st = append(st, Step{SQL: sql, Raw: i + 1})
 	}
 	return st, nil
 }
 
-// recordSQL writes role's owner record: a role comment on PostgreSQL, a row
-// of the record table on CockroachDB (which has no COMMENT ON ROLE).
-func (pl *plan) recordSQL(role string, rec ownerRecord) string {
-	if pl.CRDBRecords != "" {
-		return fmt.Sprintf("UPSERT INTO %s (role, record) VALUES (%s, %s)",
-			pl.CRDBRecords, quoteLiteral(role), quoteLiteral(rec.String()))
+// roleStatement creates the role or makes it a login role again, with the
+// new password when there is one.
+func (pl *Plan) roleStatement(syn Syntax) string {
+	role := QuoteIdent(pl.Role)
+	switch {
+	case pl.CreateRole:
+		return fmt.Sprintf("CREATE ROLE %s WITH %s PASSWORD %s VALID UNTIL %s",
+			role, syn.LoginAttributes(true), QuoteLiteral(pl.Password), QuoteLiteral(pl.ValidUntil))
+	case pl.Password == "":
+		// No new password: VALID UNTIL stays, so that a reconcile never
+		// extends a password the role may have set itself.
+		return fmt.Sprintf("ALTER ROLE %s WITH %s", role, syn.LoginAttributes(false))
 	}
-	return fmt.Sprintf("COMMENT ON ROLE %s IS %s", quoteIdent(role), quoteLiteral(rec.String()))
+	return fmt.Sprintf("ALTER ROLE %s WITH %s PASSWORD %s VALID UNTIL %s",
+		role, syn.LoginAttributes(false), QuoteLiteral(pl.Password), QuoteLiteral(pl.ValidUntil))
 }
 
-// resetDirectSQL revokes every privilege held directly by role that the
+// ResetDirectSQL revokes every privilege held directly by role that the
 // admin can revoke, on every kind of object GRANT reaches (aclCatalogs):
 // tables and views (with their columns), sequences, functions and
 // procedures, schemas, types and domains, large objects, foreign-data
@@ -154,7 +133,7 @@ func (pl *plan) recordSQL(role string, rec ownerRecord) string {
 // leaves exactly what the new statements grant; Cleanup runs it to
 // deactivate a role. role is a generated name ([a-z0-9_]) and is also
 // quoted.
-func resetDirectSQL(role string) string {
+func ResetDirectSQL(role string) string {
 	var b strings.Builder
 	b.WriteString("DECLARE\n  r oid := {role}::regrole;\n  o record;\nBEGIN\n")
 	for _, c := range aclCatalogs {
@@ -162,7 +141,7 @@ func resetDirectSQL(role string) string {
 	}
 	b.WriteString(resetParametersAndDefaults)
 	b.WriteString("END")
-	return doBlock(strings.ReplaceAll(b.String(), "{role}", quoteLiteral(role)))
+	return doBlock(strings.ReplaceAll(b.String(), "{role}", QuoteLiteral(role)))
 }
 
 // aclCatalog is one catalog whose rows carry an ACL, and how to name a row
@@ -176,7 +155,7 @@ type aclCatalog struct {
 	where  string // extra condition, or ""
 }
 
-// aclCatalogs are the catalogs resetDirectSQL walks. Tables are also
+// aclCatalogs are the catalogs ResetDirectSQL walks. Tables are also
 // reached through their columns' ACLs: REVOKE ALL ON TABLE revokes column
 // privileges too.
 var aclCatalogs = []aclCatalog{

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"errors"
@@ -40,7 +40,7 @@ func RenderSQL(tmpl, role, database, user string) (string, error) {
 		return "", err
 	}
 	b := &boundedWriter{max: maxSQLTemplateLen}
-	data := SQLData{Role: quoteIdent(role), Database: quoteIdent(database), User: quoteLiteral(user)}
+	data := SQLData{Role: QuoteIdent(role), Database: QuoteIdent(database), User: QuoteLiteral(user)}
 	if err := t.Execute(b, data); err != nil {
 		if errors.Is(err, errTooLong) {
 			return "", fmt.Errorf("rendered sql longer than %d bytes", maxSQLTemplateLen)

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"errors"
@@ -94,10 +94,18 @@ func TestRenderSQL_Quoting(t *testing.T) {
 }
 
 func TestRenderSQL_Errors(t *testing.T) {
-	for _, tmpl := range []string{"{{.Nope}}", "{{", strings.Repeat("x", maxSQLTemplateLen+1)} {
-		if _, err := RenderSQL(tmpl, testRole, "db", "u"); err == nil {
-			t.Errorf("RenderSQL(%.20q): got nil error", tmpl)
-		}
+	tests := []struct{ name, tmpl string }{
+		{"unknown field", "{{.Nope}}"},
+		{"unterminated action", "{{"},
+		{"too long", strings.Repeat("x", maxSQLTemplateLen+1)},
+		{"renders too long", strings.Repeat("{{.Role}}", maxSQLTemplateLen/9)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := RenderSQL(tt.tmpl, testRole, "db", "u"); err == nil {
+				t.Errorf("RenderSQL(%.20q): got nil error", tt.tmpl)
+			}
+		})
 	}
 }
 
@@ -119,14 +127,16 @@ func TestRenderSQL_OnlySubstitutions(t *testing.T) {
 		"{{.}}",
 		"{{.Role.Len}}",
 	} {
-		start := time.Now()
-		_, err := RenderSQL(tmpl, testRole, "db", "u")
-		if err == nil {
-			t.Errorf("RenderSQL(%q): got nil error, want refused", tmpl)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("RenderSQL(%q) ran for %v; it must refuse before executing", tmpl, d)
-		}
+		t.Run(tmpl, func(t *testing.T) {
+			start := time.Now()
+			_, err := RenderSQL(tmpl, testRole, "db", "u")
+			if err == nil {
+				t.Errorf("RenderSQL(%q): got nil error, want refused", tmpl)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("RenderSQL(%q) ran for %v; it must refuse before executing", tmpl, d)
+			}
+		})
 	}
 	// The bound applies to what is written, not only to the result.
 	w := &boundedWriter{max: 4}

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"crypto/sha256"
@@ -51,7 +51,7 @@ func ValidatePrefix(prefix string) error {
 // "alice-smith"); Ensure detects that through the role's owner record and
 // gives the newcomer ClashRoleName instead.
 func RoleName(prefix string, peer identity.Peer, database string, preset authz.Preset) string {
-	prefix = orDefault(prefix)
+	prefix = OrDefault(prefix)
 	name := prefix + joinParts(peer.UserPart(), peer.MachineName, database, string(preset))
 	if len(name) <= maxIdentLen {
 		return name
@@ -63,7 +63,7 @@ func RoleName(prefix string, peer identity.Peer, database string, preset authz.P
 // identity: the readable part truncated, then '_' and a hash of the full
 // identity including the node ID. It is always at most 63 bytes.
 func ClashRoleName(prefix string, peer identity.Peer, database string, preset authz.Preset) string {
-	prefix = orDefault(prefix)
+	prefix = OrDefault(prefix)
 	name := prefix + joinParts(peer.UserPart(), peer.MachineName, database, string(preset))
 	return withHash(name, identityHash("clash", peer.Subject(), peer.NodeID, peer.MachineName, database, string(preset)))
 }
@@ -72,7 +72,7 @@ func ClashRoleName(prefix string, peer identity.Peer, database string, preset au
 // privileges on schema in database: <prefix>g_<db>_<schema>_<preset>,
 // sanitized and hashed like RoleName when longer than 63 bytes.
 func GroupName(prefix, database, schema string, preset authz.Preset) string {
-	prefix = orDefault(prefix)
+	prefix = OrDefault(prefix)
 	name := prefix + "g_" + joinParts(database, schema, string(preset))
 	if len(name) <= maxIdentLen {
 		return name
@@ -83,12 +83,12 @@ func GroupName(prefix, database, schema string, preset authz.Preset) string {
 // clashGroupName is GroupName's alternative when two schemas sanitize to the
 // same name ("my-app" and "my_app").
 func clashGroupName(prefix, database, schema string, preset authz.Preset) string {
-	prefix = orDefault(prefix)
+	prefix = OrDefault(prefix)
 	name := prefix + "g_" + joinParts(database, schema, string(preset))
 	return withHash(name, identityHash("groupclash", database, schema, string(preset)))
 }
 
-func orDefault(prefix string) string {
+func OrDefault(prefix string) string {
 	if prefix == "" {
 		return DefaultPrefix
 	}
@@ -145,8 +145,13 @@ func identityHash(fields ...string) string {
 	return hex.EncodeToString(h.Sum(nil))[:hashLen]
 }
 
-// lockKey maps a role name to a 64-bit advisory-lock key.
-func lockKey(role string) int64 {
-	sum := sha256.Sum256([]byte("waypoint-role-lock\x00" + role))
-	return int64(binary.BigEndian.Uint64(sum[:8]))
-}
+// UsersGroup is the NOLOGIN group every role Waypoint creates is a member
+// of: <prefix>users. It holds no privileges; it exists so that operators
+// can confine Waypoint's roles in pg_hba.conf, e.g.
+//
+//	host all +wp_users 10.0.0.5/32 scram-sha-256
+//	host all +wp_users 0.0.0.0/0   reject
+func UsersGroup(prefix string) string { return OrDefault(prefix) + "users" }
+
+// UsersRecord is the owner record (comment) of the UsersGroup role.
+const UsersRecord = `{"waypoint":1,"kind":"users"}`

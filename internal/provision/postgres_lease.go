@@ -1,0 +1,128 @@
+package provision
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
+)
+
+// leaseTable has one row per role name Waypoint has locked on PostgreSQL:
+// who holds the role's lease until when, and when the role was last used.
+const leaseTable = stateSchema + ".roles"
+
+// leaseTTL is how long a role lease lasts when its holder does not release
+// it (the holder died). It exceeds the longest connection setup, so a live
+// holder never loses its lease.
+const leaseTTL = time.Minute
+
+// leaseTableSQL creates the lease table; the schema is created (or checked)
+// by setupState.
+const leaseTableSQL = `CREATE TABLE IF NOT EXISTS ` + leaseTable + ` (
+  role       text PRIMARY KEY,
+  holder     text NOT NULL,
+  held_until timestamptz NOT NULL,
+  last_used  timestamptz
+)`
+
+// leaseLock is the PostgreSQL roleLock: a lease, i.e. rows of leaseTable
+// naming this holder until a time, taken and released in short
+// transactions. No admin connection is held while the lease is, and no
+// granted user can see or take it.
+type leaseLock struct {
+	d      *postgres
+	names  []string // sorted, distinct
+	holder string   // random token naming this lease
+}
+
+func (d *postgres) newLease(names []string) *leaseLock {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return &leaseLock{d: d, names: lockNames(names), holder: hex.EncodeToString(b)}
+}
+
+// acquireSQL is the statement that takes l's lease in one implicit
+// transaction, or fails with division_by_zero (22012) when another holder
+// has any of the names. use also records the names as used now (for
+// Cleanup's idle time). Rows are locked in name order, so two acquirers
+// never deadlock.
+func (l *leaseLock) acquireSQL(use bool) string {
+	used := "NULL::timestamptz"
+	if use {
+		used = "now()"
+	}
+	return fmt.Sprintf(`WITH got AS (
+  INSERT INTO %s AS w (role, holder, held_until, last_used)
+  SELECT n, %s, now() + interval '%d milliseconds', %s FROM unnest(ARRAY[%s]::text[]) AS n ORDER BY n
+  ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, held_until = excluded.held_until,
+         last_used = coalesce(excluded.last_used, w.last_used)
+   WHERE w.held_until < now() OR w.holder = excluded.holder
+  RETURNING 1)
+SELECT 1 / (count(*) / %d)::int FROM got`,
+		leaseTable, plan.QuoteLiteral(l.holder), leaseTTL.Milliseconds(), used, l.nameList(), len(l.names))
+}
+
+// nameList is l's names as a list of SQL literals.
+func (l *leaseLock) nameList() string {
+	lits := make([]string, len(l.names))
+	for i, n := range l.names {
+		lits[i] = plan.QuoteLiteral(n)
+	}
+	return strings.Join(lits, ", ")
+}
+
+// isLeaseHeld reports whether err is acquireSQL's "held by another" failure.
+func isLeaseHeld(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == sqlstateDivisionByZero
+}
+
+// lockRoles takes the lease and runs then in the same implicit transaction:
+// one pipeline.
+func (d *postgres) lockRoles(ctx context.Context, names []string, then *pgx.Batch) (roleLock, error) {
+	l := d.newLease(names)
+	b := &pgx.Batch{}
+	b.Queue(l.acquireSQL(true))
+	b.QueuedQueries = append(b.QueuedQueries, then.QueuedQueries...)
+	err := d.p.adminPool.SendBatch(ctx, b).Close()
+	if isLeaseHeld(err) {
+		return nil, fmt.Errorf("%w: %w", errLockHeld, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// tryLease takes the lease of one role without waiting and without
+// marking it used; ok is false when another holder has it.
+func (d *postgres) tryLease(ctx context.Context, name string) (l *leaseLock, ok bool, err error) {
+	l = d.newLease([]string{name})
+	_, err = d.p.adminPool.Exec(ctx, l.acquireSQL(false))
+	switch {
+	case isLeaseHeld(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, backendErr("lock role", err)
+	}
+	return l, true, nil
+}
+
+// unlock ends the lease. A lease that cannot be released expires by itself
+// after leaseTTL.
+func (l *leaseLock) unlock() {
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	_, err := l.d.p.adminPool.Exec(ctx, fmt.Sprintf("UPDATE %s SET held_until = '-infinity' WHERE role = ANY(ARRAY[%s]::text[]) AND holder = %s",
+		leaseTable, l.nameList(), plan.QuoteLiteral(l.holder)))
+	if err != nil {
+		l.d.p.log.Warn("could not release role lease; it expires by itself", "roles", l.names, "expires_in", leaseTTL, "err", err)
+	}
+}
