@@ -152,7 +152,7 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 		Backends map[string]json.RawMessage `json:"backends"`
 		Console  json.RawMessage            `json:"console"`
 	}
-	if err := decodeStrict(b, &raw, "limits", "backends"); err != nil {
+	if err := decodeStrict(b, &raw, "limits", "backends", "console"); err != nil {
 		return err
 	}
 	var out Grant

@@ -176,7 +176,7 @@ func TestParseGrantsUnknownFields(t *testing.T) {
 		{
 			name: "top level",
 			caps: []string{`[{"backend":{"pg-main":{"pg":{"databases":{"appdb":{"permissions":["readonly"]}}}}}}]`},
-			want: `unknown field "backend" (allowed: limits, backends)`,
+			want: `unknown field "backend" (allowed: limits, backends, console)`,
 		},
 		{
 			name: "limits",
