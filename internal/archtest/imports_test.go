@@ -40,6 +40,7 @@ var internalDeps = map[string][]string{
 	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/coord", "internal/metrics", "internal/audit"},
 	"internal/pgtest":      {"internal/pgserver"},
 	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
+	"internal/testkit":     {},
 	"internal/compat":      {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
 	"internal/console":     {"internal/identity", "internal/authz", "internal/proxy", "internal/coord"},
 	"internal/bench":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
@@ -68,6 +69,7 @@ var stdlibOnly = map[string]bool{
 	"internal/tunnel":   true,
 	"internal/pgserver": true,
 	"internal/compat":   true,
+	"internal/testkit":  true,
 }
 
 func TestImportRules(t *testing.T) {
@@ -90,6 +92,12 @@ func checkImport(pkg, imp string) string {
 	if rel, ok := strings.CutPrefix(imp, module+"/"); ok {
 		if strings.HasPrefix(pkg, "cmd/") {
 			return ""
+		}
+		if rel == "internal/testkit" {
+			if isTestHelper(pkg) {
+				return ""
+			}
+			return "only tests and test-helper packages (pgtest, pgwiretest, …) may use testkit"
 		}
 		allowed, known := internalDeps[topPackage(pkg)]
 		if !known {
@@ -130,6 +138,12 @@ func topPackage(p string) string {
 		return parts[0] + "/" + parts[1]
 	}
 	return p
+}
+
+// isTestHelper reports whether pkg is a package of helpers for tests, named
+// like pgtest or pgwiretest.
+func isTestHelper(pkg string) bool {
+	return strings.HasSuffix(pkg[strings.LastIndexByte(pkg, '/')+1:], "test")
 }
 
 func isThirdParty(imp string) bool {

@@ -1,47 +1,19 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"slices"
 	"testing"
 	"time"
-)
 
-// genCert makes a self-signed certificate for names, valid until notAfter.
-func genCert(t *testing.T, notAfter time.Time, names ...string) *tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
+)
 
 func TestGetCertificate_Selection(t *testing.T) {
 	year := time.Now().Add(365 * 24 * time.Hour)
-	file := genCert(t, year, "db.example.com")
-	ts := genCert(t, year, "waypoint-db.tail1234.ts.net")
+	file := testkit.SelfSigned(t, year, "db.example.com")
+	ts := testkit.SelfSigned(t, year, "waypoint-db.tail1234.ts.net")
 	fetch := func(string) (*tls.Certificate, error) { return ts, nil }
 	domains := func() []string { return []string{"waypoint-db.tail1234.ts.net"} }
 
@@ -82,7 +54,7 @@ func TestGetCertificate_Selection(t *testing.T) {
 }
 
 func TestTailscaleCert_AskedOnEveryHandshake(t *testing.T) {
-	cert := genCert(t, time.Now().Add(90*24*time.Hour), "n.ts.net")
+	cert := testkit.SelfSigned(t, time.Now().Add(90*24*time.Hour), "n.ts.net")
 	var asked []string
 	sel := &Selector{
 		Tailscale: func(domain string) (*tls.Certificate, error) {
