@@ -10,7 +10,6 @@ import (
 	"net"
 	"os/exec"
 	"runtime/pprof"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +24,8 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
 	"github.com/waypoint-proxy/waypoint/internal/tunnel"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 const (
@@ -73,7 +74,7 @@ type harness struct {
 	wpAddr, l4Addr string // tailnet "ip:port" of each proxy
 	spareAddr      string // tailnet "ip:port" of spareSrv
 	directPassword string
-	logs           *warnLog
+	logs           *testkit.LogTail // Waypoint's lines above INFO
 
 	grant  string         // the readonly grant on benchDB, as JSON
 	stages *stageRecorder // Waypoint's setup stages, for the stage table
@@ -83,7 +84,7 @@ type harness struct {
 // newHarness builds everything; all of it is torn down by t's cleanup.
 func newHarness(t *testing.T, cfg config) *harness {
 	t.Helper()
-	h := &harness{t: t, cfg: cfg, logs: &warnLog{}, directPassword: rand.Text(), stages: newStageRecorder()}
+	h := &harness{t: t, cfg: cfg, logs: &testkit.LogTail{Max: 200}, directPassword: rand.Text(), stages: newStageRecorder()}
 	// Room for the memory phase's sessions through both paths at once,
 	// next to Waypoint's admin connections.
 	h.pg = pgtest.Start(t, pgtest.Options{Settings: map[string]string{
@@ -419,39 +420,6 @@ func pipe(a, b net.Conn) {
 	go cp(a, b)
 	go cp(b, a)
 	wg.Wait()
-}
-
-// warnLog keeps Waypoint's log lines above INFO (bounded) and counts the
-// rest, so failures can be shown without holding every connection's line.
-type warnLog struct {
-	mu    sync.Mutex
-	lines []string
-	info  int
-}
-
-const warnLogMax = 200
-
-func (l *warnLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "level=INFO") {
-		l.info++
-		return len(p), nil
-	}
-	if len(l.lines) < warnLogMax {
-		l.lines = append(l.lines, line)
-	}
-	return len(p), nil
-}
-
-// take returns and forgets the kept lines.
-func (l *warnLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.lines
-	l.lines = nil
-	return out
 }
 
 // lookTool returns the path of a PostgreSQL client tool, or "" if it is not

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,8 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
 	"github.com/waypoint-proxy/waypoint/internal/tunnel"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 const (
@@ -56,7 +57,7 @@ type rig struct {
 	t    *testing.T
 	pg   *pgtest.Cluster
 	prov *provision.Provisioner
-	log  *warnLog
+	log  *testkit.LogTail
 
 	// directURL logs in to directDB as directRole, a role Waypoint's
 	// provisioning created for the same grant; waypointURL reaches
@@ -69,7 +70,10 @@ type rig struct {
 // newRig starts everything; t's cleanup stops it.
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, log: &warnLog{}}
+	// The log keeps the lines above INFO of Waypoint and of the tunnel, and
+	// Waypoint's INFO lines about connections that did not end normally,
+	// so that a report with unexpected or flaky failures can show them.
+	r := &rig{t: t, log: &testkit.LogTail{Keep: unusual}}
 	r.pg = pgtest.Start(t, pgtest.Options{Version: pgVersion})
 	r.setupCluster()
 	for _, db := range []string{directDB, waypointDB} {
@@ -305,43 +309,9 @@ func (r *rig) roleProfile(db, role string) []string {
 	return lines
 }
 
-// warnLog keeps the log lines above INFO of Waypoint and of the tunnel, and
-// Waypoint's INFO lines about connections that did not end normally (the
-// last warnLogMax), and counts the rest, so that a report with unexpected
-// or flaky failures can show them.
-type warnLog struct {
-	mu    sync.Mutex
-	lines []string
-	info  int
-}
-
-const warnLogMax = 100
-
-func (l *warnLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "level=INFO") && !unusual(line) {
-		l.info++
-		return len(p), nil
-	}
-	l.lines = append(l.lines, line)
-	if len(l.lines) > warnLogMax {
-		l.lines = l.lines[len(l.lines)-warnLogMax:]
-	}
-	return len(p), nil
-}
-
 // unusual reports whether an INFO line is about a Waypoint connection that
 // did not end normally (outcome other than ok or cancel: a client that
 // went away during startup is INFO, not WARN).
 func unusual(line string) bool {
 	return strings.Contains(line, "msg=connection") && !strings.Contains(line, "outcome=ok") && !strings.Contains(line, "outcome=cancel")
-}
-
-// snapshot returns the kept lines and the count of INFO lines.
-func (l *warnLog) snapshot() ([]string, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...), l.info
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,5 +69,26 @@ func TestSelfSigned(t *testing.T) {
 	pub := cert.PrivateKey.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !pub.Equal(leaf.PublicKey) {
 		t.Errorf("the private key does not belong to the certificate")
+	}
+}
+
+func TestLogTail(t *testing.T) {
+	l := &LogTail{Max: 2, Keep: func(line string) bool { return strings.Contains(line, "odd") }}
+	for _, rec := range []string{
+		"level=WARN msg=a\n", "level=INFO msg=ok\n", "level=INFO msg=odd\n", "level=ERROR msg=b\n", "level=INFO msg=ok\n",
+	} {
+		if n, err := l.Write([]byte(rec)); n != len(rec) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", rec, n, err)
+		}
+	}
+	lines, info := l.Snapshot()
+	if want := []string{"level=INFO msg=odd", "level=ERROR msg=b"}; !slices.Equal(lines, want) || info != 2 {
+		t.Errorf("Snapshot() = %q, %d; want %q, 2", lines, info, want)
+	}
+	if got := l.Take(); len(got) != 2 {
+		t.Errorf("Take() = %q, want the two kept lines", got)
+	}
+	if got, _ := l.Snapshot(); len(got) != 0 {
+		t.Errorf("after Take: %q, want none", got)
 	}
 }
