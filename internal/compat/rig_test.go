@@ -21,9 +21,8 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
-	"github.com/waypoint-proxy/waypoint/internal/tunnel"
-
 	"github.com/waypoint-proxy/waypoint/internal/testkit"
+	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
 const (

@@ -17,9 +17,8 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
-	"github.com/waypoint-proxy/waypoint/internal/tunnel"
-
 	"github.com/waypoint-proxy/waypoint/internal/testkit"
+	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
 // database is the app database every driver works in (pgtest's fixture:

@@ -15,7 +15,6 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet/devnet"
-
 	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
