@@ -40,7 +40,7 @@ var internalDeps = map[string][]string{
 	"internal/provision":   {"internal/identity", "internal/authz"},
 	"internal/proxy":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/coord", "internal/metrics", "internal/audit"},
 	"internal/pgtest":      {"internal/pgserver"},
-	"internal/tailnettest": {"internal/identity", "internal/tailnet"},
+	"internal/tailnettest": {"internal/identity", "internal/tailnet", "internal/tunnel"},
 	"internal/testkit":     {},
 	"internal/compat":      {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
 	"internal/console":     {"internal/identity", "internal/authz", "internal/proxy", "internal/coord", "internal/httpserve"},

@@ -355,20 +355,11 @@ func (h *harness) waitQuiet() {
 // at cleanup. The forwarder runs under the pprof label side=client.
 func (h *harness) forward(c *tailnettest.Client, addr string) (host, port string) {
 	h.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	pprof.Do(ctx, pprof.Labels("side", "client"), func(ctx context.Context) {
-		go func() {
-			defer close(done)
-			tunnel.Serve(ctx, ln, tunnel.Options{Target: addr, Dial: c.Dial, DialTimeout: connectTimeout})
-		}()
+	var local string
+	pprof.Do(context.Background(), pprof.Labels("side", "client"), func(context.Context) {
+		local = tailnettest.Forward(h.t, tunnel.Options{Target: addr, Dial: c.Dial, DialTimeout: connectTimeout})
 	})
-	h.t.Cleanup(func() { cancel(); <-done })
-	host, port, _ = net.SplitHostPort(ln.Addr().String())
+	host, port, _ = net.SplitHostPort(local)
 	return host, port
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -175,18 +174,7 @@ var policy = authz.Policy{AdminDatabase: "postgres"}
 // client's tailnet node, as `waypoint tunnel` does, and returns its
 // address.
 func (r *rig) startTunnel(client *tailnettest.Client, target string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, tunnel.Options{Target: target, Dial: client.Dial, Logger: slog.New(slog.NewTextHandler(r.log, nil))})
-	}()
-	r.t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return tailnettest.Forward(r.t, tunnel.Options{Target: target, Dial: client.Dial, Logger: slog.New(slog.NewTextHandler(r.log, nil))})
 }
 
 // createDirectRole makes the direct run's role the way Waypoint makes its
