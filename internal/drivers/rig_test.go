@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -112,18 +111,7 @@ func serve(t *testing.T, node *tailnet.Node, port int, opts proxy.Options, logs 
 // code of `waypoint tunnel`. It stops at t's cleanup.
 func forward(t *testing.T, dial tunnel.DialFunc, target string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, tunnel.Options{Target: target, Dial: dial, DialTimeout: 20 * time.Second})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return tailnettest.Forward(t, tunnel.Options{Target: target, Dial: dial, DialTimeout: 20 * time.Second})
 }
 
 // readwriteGrant is the tunnel node's grant: readwrite on appdb through
