@@ -70,9 +70,13 @@ func (h *handler) apiRefusals(w http.ResponseWriter, r *http.Request) {
 func (h *handler) apiTerminate(w http.ResponseWriter, r *http.Request) {
 	id, instance := r.PathValue("id"), r.URL.Query().Get("instance")
 	res, err := h.opts.Source.Terminate(r.Context(), id, instance, callerOf(r).Operator())
-	if h.acted(w, r, opTerminate, id, res, err) {
-		writeJSON(w, http.StatusOK, res)
+	h.recordAction(r, opTerminate, id, res, err)
+	if err != nil {
+		code, msg := actionError(err, id)
+		h.fail(w, r, code, msg)
+		return
 	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // apiTerminateLogin: POST /api/identities/{login}/terminate. 200 with the
@@ -80,9 +84,13 @@ func (h *handler) apiTerminate(w http.ResponseWriter, r *http.Request) {
 func (h *handler) apiTerminateLogin(w http.ResponseWriter, r *http.Request) {
 	login := r.PathValue("login")
 	res, err := h.opts.Source.TerminateLogin(r.Context(), login, callerOf(r).Operator())
-	if h.acted(w, r, opTerminateLogin, login, res, err) {
-		writeJSON(w, http.StatusOK, res)
+	h.recordAction(r, opTerminateLogin, login, res, err)
+	if err != nil {
+		code, msg := actionError(err, login)
+		h.fail(w, r, code, msg)
+		return
 	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // apiRevalidate: POST /api/identities/{login}/revalidate. 200 with how
@@ -90,9 +98,13 @@ func (h *handler) apiTerminateLogin(w http.ResponseWriter, r *http.Request) {
 func (h *handler) apiRevalidate(w http.ResponseWriter, r *http.Request) {
 	login := r.PathValue("login")
 	res, err := h.opts.Source.Revalidate(r.Context(), login, callerOf(r).Operator())
-	if h.acted(w, r, opRevalidate, login, res, err) {
-		writeJSON(w, http.StatusOK, res)
+	h.recordAction(r, opRevalidate, login, res, err)
+	if err != nil {
+		code, msg := actionError(err, login)
+		h.fail(w, r, code, msg)
+		return
 	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // actionError maps an action's failure to a status and a message.

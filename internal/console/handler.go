@@ -200,19 +200,6 @@ func filterOf(r *http.Request) Filter {
 	return Filter{Listener: q.Get("listener"), Login: q.Get("login")}
 }
 
-// acted records an action's outcome and, when it failed, answers with the
-// status and message for its error. It reports whether the action
-// succeeded, so that the caller writes its answer only then.
-func (h *handler) acted(w http.ResponseWriter, r *http.Request, action, target string, res Result, err error) bool {
-	h.recordAction(r, action, target, res, err)
-	if err == nil {
-		return true
-	}
-	code, msg := actionError(err, target)
-	h.fail(w, r, code, msg)
-	return false
-}
-
 // recordAction logs one console action with its caller and outcome.
 func (h *handler) recordAction(r *http.Request, action, target string, res Result, err error) {
 	c := callerOf(r)

@@ -198,9 +198,13 @@ func (h *handler) formTerminate(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	res, err := h.opts.Source.Terminate(r.Context(), id, r.PostForm.Get("instance"), callerOf(r).Operator())
-	if h.acted(w, r, opTerminate, id, res, err) {
-		done(w, r, url.Values{"done": {opTerminate}, "id": {id}})
+	h.recordAction(r, opTerminate, id, res, err)
+	if err != nil {
+		code, msg := actionError(err, id)
+		h.fail(w, r, code, msg)
+		return
 	}
+	done(w, r, url.Values{"done": {opTerminate}, "id": {id}})
 }
 
 // formTerminateLogin: POST /identities/{login}/terminate.
@@ -210,9 +214,13 @@ func (h *handler) formTerminateLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	login := r.PathValue("login")
 	res, err := h.opts.Source.TerminateLogin(r.Context(), login, callerOf(r).Operator())
-	if h.acted(w, r, opTerminateLogin, login, res, err) {
-		done(w, r, url.Values{"done": {opTerminateLogin}, "login": {login}, "n": {strconv.Itoa(len(res.Sessions))}})
+	h.recordAction(r, opTerminateLogin, login, res, err)
+	if err != nil {
+		code, msg := actionError(err, login)
+		h.fail(w, r, code, msg)
+		return
 	}
+	done(w, r, url.Values{"done": {opTerminateLogin}, "login": {login}, "n": {strconv.Itoa(len(res.Sessions))}})
 }
 
 // formRevalidate: POST /identities/{login}/revalidate.
@@ -222,9 +230,13 @@ func (h *handler) formRevalidate(w http.ResponseWriter, r *http.Request) {
 	}
 	login := r.PathValue("login")
 	res, err := h.opts.Source.Revalidate(r.Context(), login, callerOf(r).Operator())
-	if h.acted(w, r, opRevalidate, login, res, err) {
-		done(w, r, url.Values{"done": {opRevalidate}, "login": {login}, "n": {strconv.Itoa(res.Checked)}, "closed": {strconv.Itoa(res.Closed)}})
+	h.recordAction(r, opRevalidate, login, res, err)
+	if err != nil {
+		code, msg := actionError(err, login)
+		h.fail(w, r, code, msg)
+		return
 	}
+	done(w, r, url.Values{"done": {opRevalidate}, "login": {login}, "n": {strconv.Itoa(res.Checked)}, "closed": {strconv.Itoa(res.Closed)}})
 }
 
 // done redirects a form post back to the list (post/redirect/get), which
