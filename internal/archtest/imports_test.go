@@ -28,8 +28,7 @@ var internalDeps = map[string][]string{
 	"internal/certs":       {},
 	"internal/units":       {},
 	"internal/coord":       {},
-	"internal/metrics":     {"internal/httpserve"},
-	"internal/httpserve":   {},
+	"internal/metrics":     {},
 	"internal/audit":       {},
 	"internal/authz":       {"internal/identity", "internal/units"},
 	"internal/tailnet":     {"internal/identity"}, // includes internal/tailnet/devnet, the demo's private tailnet
@@ -43,7 +42,7 @@ var internalDeps = map[string][]string{
 	"internal/tailnettest": {"internal/identity", "internal/tailnet", "internal/tunnel"},
 	"internal/testkit":     {},
 	"internal/compat":      {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
-	"internal/console":     {"internal/identity", "internal/authz", "internal/proxy", "internal/coord", "internal/httpserve"},
+	"internal/console":     {"internal/identity", "internal/authz", "internal/proxy", "internal/coord"},
 	"internal/bench":       {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/proxy", "internal/pgtest", "internal/tailnet", "internal/tailnettest", "internal/coord", "internal/metrics"},
 }
 
@@ -61,17 +60,16 @@ var restricted = map[string][]string{
 // stdlibOnly packages may import nothing outside the standard library and the
 // module packages internalDeps allows.
 var stdlibOnly = map[string]bool{
-	"internal/identity":  true,
-	"internal/relay":     true,
-	"internal/certs":     true,
-	"internal/audit":     true,
-	"internal/units":     true,
-	"internal/authz":     true,
-	"internal/tunnel":    true,
-	"internal/pgserver":  true,
-	"internal/compat":    true,
-	"internal/testkit":   true,
-	"internal/httpserve": true,
+	"internal/identity": true,
+	"internal/relay":    true,
+	"internal/certs":    true,
+	"internal/audit":    true,
+	"internal/units":    true,
+	"internal/authz":    true,
+	"internal/tunnel":   true,
+	"internal/pgserver": true,
+	"internal/compat":   true,
+	"internal/testkit":  true,
 }
 
 func TestImportRules(t *testing.T) {

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,8 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/waypoint-proxy/waypoint/internal/httpserve"
 )
 
 // ReadyTimeout bounds one readiness check: /readyz answers 503 if the ready
@@ -75,9 +74,16 @@ func writeText(w http.ResponseWriter, code int, body string) {
 	fmt.Fprintln(w, body)
 }
 
-// writeTimeout bounds a response: longer than one readiness check or one
-// gather, so that a slow check still produces its 503.
-const writeTimeout = ReadyTimeout + 10*time.Second
+// Server timeouts. Writes get more time than one readiness check or one
+// gather so that a slow check still produces its 503.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = ReadyTimeout + 10*time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+	shutdownTimeout   = 5 * time.Second
+)
 
 // Serve listens on addr (host:port) and serves h until ctx is done; see
 // ServeListener.
@@ -96,5 +102,36 @@ func Serve(ctx context.Context, addr string, h http.Handler) error {
 // shutdown that had to be forced). If serving fails before ctx is done, it
 // returns that error. ServeListener closes ln.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
-	return httpserve.Serve(ctx, ln, h, httpserve.Options{Name: "metrics", WriteTimeout: writeTimeout})
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("metrics: serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	return shutdown(srv, served)
+}
+
+// shutdown stops srv gracefully within shutdownTimeout, then forcibly, and
+// waits for Serve to return.
+func shutdown(srv *http.Server, served <-chan error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("metrics: graceful shutdown: %w", err), srv.Close())
+	}
+	if serveErr := <-served; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("metrics: serve: %w", serveErr))
+	}
+	return err
 }
