@@ -42,7 +42,8 @@ var internalDeps = map[string][]string{
 	"internal/provision/plan": {"internal/identity", "internal/authz"}, // the planner: pure, no database (see noDatabase)
 	"internal/proxy":          {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/acceptloop", "internal/coord", "internal/metrics", "internal/audit"},
 	"internal/pgtest":         {"internal/pgserver"},
-	"internal/tailnettest":    {"internal/identity", "internal/tailnet"},
+	"internal/tailnettest":    {"internal/identity", "internal/tailnet", "internal/tunnel"},
+	"internal/testkit":        {},
 	"internal/compat":         {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
 	"internal/console":        {"internal/identity", "internal/authz", "internal/proxy", "internal/coord", "internal/httpserve"},
 	// internal/server is what `waypoint serve` runs: it builds every stage
@@ -62,6 +63,7 @@ var restricted = map[string][]string{
 	"github.com/jackc/pgx/v5/pgproto3":    {"internal/pgwire"},
 	"github.com/jackc/pgx/v5/pgconn":      {"internal/pgwire", "internal/provision", "internal/pgtest"},
 	"github.com/BurntSushi/toml":          {"internal/config"},
+	"github.com/pelletier/go-toml/v2":     {"internal/config"},
 	"github.com/pganalyze/pg_query_go/v6": {"internal/provision/plan"},
 }
 
@@ -88,6 +90,7 @@ var stdlibOnly = map[string]bool{
 	"internal/pgserver":   true,
 	"internal/compat":     true,
 	"internal/httpserve":  true,
+	"internal/testkit":    true,
 }
 
 func TestImportRules(t *testing.T) {
@@ -110,6 +113,12 @@ func checkImport(pkg, imp string) string {
 	if rel, ok := strings.CutPrefix(imp, module+"/"); ok {
 		if strings.HasPrefix(pkg, "cmd/") {
 			return ""
+		}
+		if rel == "internal/testkit" {
+			if isTestHelper(pkg) {
+				return ""
+			}
+			return "only tests and test-helper packages (pgtest, pgwiretest, …) may use testkit"
 		}
 		allowed, known := internalDeps[topPackage(pkg)]
 		if !known {
@@ -164,6 +173,12 @@ func topPackage(p string) string {
 		}
 	}
 	return parts[0] + "/" + parts[1]
+}
+
+// isTestHelper reports whether pkg is a package of helpers for tests, named
+// like pgtest or pgwiretest.
+func isTestHelper(pkg string) bool {
+	return strings.HasSuffix(pkg[strings.LastIndexByte(pkg, '/')+1:], "test")
 }
 
 func isThirdParty(imp string) bool {

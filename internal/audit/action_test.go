@@ -3,10 +3,12 @@ package audit
 import (
 	"testing"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 func TestLogger_LogAction(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	l := New(&buf)
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	l.LogAction(Action{
@@ -49,7 +51,7 @@ func TestLogger_LogAction(t *testing.T) {
 func TestLogger_LogActionNilAndClosed(t *testing.T) {
 	var l *Logger
 	l.LogAction(Action{Action: "terminate"}) // must not panic
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	l = New(&buf)
 	l.Close()
 	l.LogAction(Action{Action: "terminate"})

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,28 +14,12 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // liveness bounds waits in tests; it is never a performance threshold.
 const liveness = 10 * time.Second
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // decodeLines parses every line of s as a JSON object.
 func decodeLines(t *testing.T, s string) []map[string]any {
@@ -58,7 +41,7 @@ func decodeLines(t *testing.T, s string) []map[string]any {
 }
 
 func TestLogger_WritesJSONLines(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	l := New(&buf)
 	when := time.Date(2026, 3, 4, 5, 6, 7, 8, time.FixedZone("x", 3600))
 	l.Log(Entry{
@@ -115,7 +98,7 @@ func TestLogger_TruncatesLongSQL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testkit.SyncBuffer
 			l := New(&buf)
 			l.Log(Entry{Kind: KindQuery, SQL: tt.sql})
 			if err := l.Close(); err != nil {
@@ -194,7 +177,7 @@ func TestLogger_CapturedEntries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testkit.SyncBuffer
 			l := New(&buf)
 			l.Log(tt.entry)
 			if err := l.Close(); err != nil {
@@ -217,7 +200,7 @@ func TestLogger_CapturedEntries(t *testing.T) {
 // must be one valid JSON object, and written + dropped must equal logged.
 func TestLogger_ConcurrentWriters(t *testing.T) {
 	const writers, perWriter = 16, 400
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	l := New(&buf)
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -252,7 +235,7 @@ func TestLogger_ConcurrentWriters(t *testing.T) {
 // blockingWriter blocks every Write until release is closed.
 type blockingWriter struct {
 	release chan struct{}
-	buf     syncBuffer
+	buf     testkit.SyncBuffer
 }
 
 func (w *blockingWriter) Write(p []byte) (int, error) {
@@ -328,7 +311,7 @@ func TestLogger_WriteErrorCountsDropsAndIsReported(t *testing.T) {
 }
 
 func TestLogger_CloseIsIdempotentAndLogAfterCloseDrops(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	l := New(&buf)
 	l.Log(Entry{SQL: "SELECT 1"})
 	if err := l.Close(); err != nil {

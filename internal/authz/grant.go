@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/units"
 )
 
 // Grant is one grant object of a caller's capability value: what one matching
@@ -196,7 +198,7 @@ func parseCount(v limitValue) (int64, error) {
 	r := v.number
 	if r == nil {
 		var err error
-		if r, err = parseDecimal(strings.TrimSpace(v.text)); err != nil {
+		if r, err = units.ParseDecimal(strings.TrimSpace(v.text)); err != nil {
 			return 0, fmt.Errorf("invalid count %q (want a whole number)", v.text)
 		}
 	}

@@ -20,8 +20,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	if t == "" {
 		return 0, errors.New("empty duration")
 	}
-	if isDecimal(t) {
-		r, _ := parseDecimal(t)
+	if r, err := units.ParseDecimal(t); err == nil {
 		ns, err := scaleRat(r, int64(time.Second))
 		if err != nil {
 			return 0, fmt.Errorf("duration %q %w", s, err)
@@ -42,37 +41,6 @@ func ParseDuration(s string) (time.Duration, error) {
 // the configuration file (units.ParseByteSize): "10GB", "512MiB", "4096".
 func ParseByteSize(s string) (int64, error) {
 	return units.ParseByteSize(s)
-}
-
-// isDecimal reports whether s is an unsigned decimal number: digits with at
-// most one '.', and at least one digit.
-func isDecimal(s string) bool {
-	digits, dots := 0, 0
-	for _, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == '.':
-			dots++
-		default:
-			return false
-		}
-	}
-	return digits > 0 && dots <= 1
-}
-
-// parseDecimal parses an unsigned decimal number exactly. It accepts only what
-// isDecimal accepts (no sign, exponent or fraction syntax), so that "1/2" or
-// "1e9" are not silently read by big.Rat.
-func parseDecimal(s string) (*big.Rat, error) {
-	if !isDecimal(s) {
-		return nil, fmt.Errorf("not a decimal number: %q", s)
-	}
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return nil, fmt.Errorf("not a decimal number: %q", s)
-	}
-	return r, nil
 }
 
 // scaleRat returns r×unit truncated toward zero, or an error when r is

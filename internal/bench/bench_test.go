@@ -201,7 +201,7 @@ func (b *run) sequentialPgx() {
 	// first spare is open.
 	for _, cfg := range []*pgx.ConnConfig{l4, l4def, warm, spare} {
 		if _, err := connectOnce(cfg); err != nil {
-			b.t.Fatalf("first connection: %v\nwaypoint log: %v", err, h.logs.take())
+			b.t.Fatalf("first connection: %v\nwaypoint log: %v", err, h.logs.Take())
 		}
 	}
 	once := func(cfg *pgx.ConnConfig) measure { return func() (time.Duration, error) { return connectOnce(cfg) } }
@@ -281,7 +281,7 @@ func (b *run) pgbench() {
 		tps, err = b.pgbenchRun(pgbench, wpHost, wpPort, "ignored", "")
 		b.stopPhase(ph)
 		if err != nil {
-			b.t.Errorf("pgbench through Waypoint: %v\nwaypoint log: %v", err, h.logs.take())
+			b.t.Errorf("pgbench through Waypoint: %v\nwaypoint log: %v", err, h.logs.Take())
 			return
 		}
 		wpTPS = append(wpTPS, tps)
@@ -361,7 +361,7 @@ func (b *run) storms() {
 		b.reportStorm(s.name+", roles exist", warm, l4)
 	}
 	h.retire(append(many, one...))
-	if lines := h.logs.take(); len(lines) > 0 {
+	if lines := h.logs.Take(); len(lines) > 0 {
 		b.report.Note("Waypoint logged %d lines above INFO so far; first: %s", len(lines), lines[0])
 	}
 }
@@ -393,7 +393,7 @@ func (b *run) memory() {
 	wpBefore := l4After
 	wpConns, err := openIdle(h.waypointConfig(pair.wp), n)
 	if err != nil {
-		b.t.Errorf("open %d idle sessions through Waypoint: %v\nwaypoint log: %v", n, err, h.logs.take())
+		b.t.Errorf("open %d idle sessions through Waypoint: %v\nwaypoint log: %v", n, err, h.logs.Take())
 		return
 	}
 	defer closeAll(wpConns)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os/exec"
 	"runtime/pprof"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
@@ -73,7 +73,7 @@ type harness struct {
 	wpAddr, l4Addr string // tailnet "ip:port" of each proxy
 	spareAddr      string // tailnet "ip:port" of spareSrv
 	directPassword string
-	logs           *warnLog
+	logs           *testkit.LogTail // Waypoint's lines above INFO
 
 	grant  string         // the readonly grant on benchDB, as JSON
 	stages *stageRecorder // Waypoint's setup stages, for the stage table
@@ -83,7 +83,7 @@ type harness struct {
 // newHarness builds everything; all of it is torn down by t's cleanup.
 func newHarness(t *testing.T, cfg config) *harness {
 	t.Helper()
-	h := &harness{t: t, cfg: cfg, logs: &warnLog{}, directPassword: rand.Text(), stages: newStageRecorder()}
+	h := &harness{t: t, cfg: cfg, logs: &testkit.LogTail{Max: 200}, directPassword: rand.Text(), stages: newStageRecorder()}
 	// Room for the memory phase's sessions through both paths at once,
 	// next to Waypoint's admin connections.
 	h.pg = pgtest.Start(t, pgtest.Options{Settings: map[string]string{
@@ -355,20 +355,11 @@ func (h *harness) waitQuiet() {
 // at cleanup. The forwarder runs under the pprof label side=client.
 func (h *harness) forward(c *tailnettest.Client, addr string) (host, port string) {
 	h.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	pprof.Do(ctx, pprof.Labels("side", "client"), func(ctx context.Context) {
-		go func() {
-			defer close(done)
-			tunnel.Serve(ctx, ln, tunnel.Options{Target: addr, Dial: c.Dial, DialTimeout: connectTimeout})
-		}()
+	var local string
+	pprof.Do(context.Background(), pprof.Labels("side", "client"), func(context.Context) {
+		local = tailnettest.Forward(h.t, tunnel.Options{Target: addr, Dial: c.Dial, DialTimeout: connectTimeout})
 	})
-	h.t.Cleanup(func() { cancel(); <-done })
-	host, port, _ = net.SplitHostPort(ln.Addr().String())
+	host, port, _ = net.SplitHostPort(local)
 	return host, port
 }
 
@@ -419,39 +410,6 @@ func pipe(a, b net.Conn) {
 	go cp(a, b)
 	go cp(b, a)
 	wg.Wait()
-}
-
-// warnLog keeps Waypoint's log lines above INFO (bounded) and counts the
-// rest, so failures can be shown without holding every connection's line.
-type warnLog struct {
-	mu    sync.Mutex
-	lines []string
-	info  int
-}
-
-const warnLogMax = 200
-
-func (l *warnLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "level=INFO") {
-		l.info++
-		return len(p), nil
-	}
-	if len(l.lines) < warnLogMax {
-		l.lines = append(l.lines, line)
-	}
-	return len(p), nil
-}
-
-// take returns and forgets the kept lines.
-func (l *warnLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.lines
-	l.lines = nil
-	return out
 }
 
 // lookTool returns the path of a PostgreSQL client tool, or "" if it is not

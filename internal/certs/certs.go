@@ -3,6 +3,11 @@
 // the names it covers, otherwise the node's Tailscale-issued *.ts.net
 // certificate. It imports only the standard library; the Tailscale source is
 // passed in as a function.
+//
+// It keeps no certificates of its own: the Tailscale source is tsnet's local
+// client, which caches each certificate in the node's state directory and
+// renews it before it expires, serving the cached one while a renewal runs
+// or fails.
 package certs
 
 import (
@@ -11,11 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"time"
 )
 
-// FetchFunc returns a certificate for domain, e.g. from the tailnet node.
+// FetchFunc returns a certificate for domain, e.g. from the tailnet node. It
+// is called on every handshake that needs a Tailscale certificate, so it
+// caches and renews itself, as tsnet's local client does.
 type FetchFunc func(domain string) (*tls.Certificate, error)
 
 // Selector implements tls.Config.GetCertificate. The zero value has no
@@ -31,14 +36,6 @@ type Selector struct {
 	// TailscaleDomains are the names Tailscale can issue certificates for;
 	// the first is used when a client sends no SNI and there is no File.
 	TailscaleDomains func() []string
-	// RefreshBefore is how long before expiry a cached Tailscale certificate
-	// is fetched again. Zero means 7 days.
-	RefreshBefore time.Duration
-	// Now is the clock. Nil means time.Now.
-	Now func() time.Time
-
-	mu    sync.Mutex
-	cache map[string]*tls.Certificate
 }
 
 // ErrNoCertificate is returned when no certificate matches the request.
@@ -111,34 +108,8 @@ func (s *Selector) tailscaleDomain(name string) string {
 	return ""
 }
 
-// tailscaleCert returns a cached certificate for domain, fetching a new one
-// when there is none or it expires within RefreshBefore. If a refresh fails
-// while the cached certificate is still valid, the cached one is served.
+// tailscaleCert returns the Tailscale certificate for domain.
 func (s *Selector) tailscaleCert(domain string) (*tls.Certificate, error) {
-	now := s.now()
-	s.mu.Lock()
-	cached := s.cache[domain]
-	s.mu.Unlock()
-	if cached != nil && now.Add(s.refreshBefore()).Before(cached.Leaf.NotAfter) {
-		return cached, nil
-	}
-	fresh, err := s.fetch(domain)
-	if err != nil {
-		if cached != nil && now.Before(cached.Leaf.NotAfter) {
-			return cached, nil
-		}
-		return nil, err
-	}
-	s.mu.Lock()
-	if s.cache == nil {
-		s.cache = map[string]*tls.Certificate{}
-	}
-	s.cache[domain] = fresh
-	s.mu.Unlock()
-	return fresh, nil
-}
-
-func (s *Selector) fetch(domain string) (*tls.Certificate, error) {
 	cert, err := s.Tailscale(domain)
 	if err != nil {
 		return nil, fmt.Errorf("tailscale certificate for %s: %w", domain, err)
@@ -146,26 +117,5 @@ func (s *Selector) fetch(domain string) (*tls.Certificate, error) {
 	if cert == nil || len(cert.Certificate) == 0 {
 		return nil, fmt.Errorf("tailscale certificate for %s: empty", domain)
 	}
-	if cert.Leaf == nil {
-		leaf, err := x509.ParseCertificate(cert.Certificate[0])
-		if err != nil {
-			return nil, fmt.Errorf("tailscale certificate for %s: %w", domain, err)
-		}
-		cert.Leaf = leaf
-	}
 	return cert, nil
-}
-
-func (s *Selector) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-func (s *Selector) refreshBefore() time.Duration {
-	if s.RefreshBefore > 0 {
-		return s.RefreshBefore
-	}
-	return 7 * 24 * time.Hour
 }

@@ -1,46 +1,19 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
+	"slices"
 	"testing"
 	"time"
-)
 
-// genCert makes a self-signed certificate for names, valid until notAfter.
-func genCert(t *testing.T, notAfter time.Time, names ...string) *tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
+)
 
 func TestGetCertificate_Selection(t *testing.T) {
 	year := time.Now().Add(365 * 24 * time.Hour)
-	file := genCert(t, year, "db.example.com")
-	ts := genCert(t, year, "waypoint-db.tail1234.ts.net")
+	file := testkit.SelfSigned(t, year, "db.example.com")
+	ts := testkit.SelfSigned(t, year, "waypoint-db.tail1234.ts.net")
 	fetch := func(string) (*tls.Certificate, error) { return ts, nil }
 	domains := func() []string { return []string{"waypoint-db.tail1234.ts.net"} }
 
@@ -80,63 +53,47 @@ func TestGetCertificate_Selection(t *testing.T) {
 	}
 }
 
-func TestTailscaleCert_CachedAndRefreshedBeforeExpiry(t *testing.T) {
-	now := time.Now()
-	fetches := 0
-	certs := []*tls.Certificate{
-		genCert(t, now.Add(30*24*time.Hour), "n.ts.net"),
-		genCert(t, now.Add(90*24*time.Hour), "n.ts.net"),
-	}
-	clock := now
+func TestTailscaleCert_AskedOnEveryHandshake(t *testing.T) {
+	cert := testkit.SelfSigned(t, time.Now().Add(90*24*time.Hour), "n.ts.net")
+	var asked []string
 	sel := &Selector{
-		Tailscale: func(string) (*tls.Certificate, error) {
-			c := certs[min(fetches, len(certs)-1)]
-			fetches++
-			return c, nil
+		Tailscale: func(domain string) (*tls.Certificate, error) {
+			asked = append(asked, domain)
+			return cert, nil
 		},
-		TailscaleDomains: func() []string { return []string{"n.ts.net"} },
-		RefreshBefore:    7 * 24 * time.Hour,
-		Now:              func() time.Time { return clock },
+		TailscaleDomains: func() []string { return []string{"n.ts.net", "other.ts.net"} },
 	}
-	hello := &tls.ClientHelloInfo{ServerName: "n.ts.net"}
-	for i := 0; i < 3; i++ {
-		if got, _ := sel.GetCertificate(hello); got != certs[0] {
-			t.Fatalf("call %d: got a different certificate, want the cached first one", i)
+	for _, sni := range []string{"n.ts.net", "N.TS.NET.", "", "other.ts.net"} {
+		if got, err := sel.GetCertificate(&tls.ClientHelloInfo{ServerName: sni}); err != nil || got != cert {
+			t.Fatalf("SNI %q: got (%v, %v), want the source's certificate", sni, got, err)
 		}
 	}
-	if fetches != 1 {
-		t.Errorf("got %d fetches for 3 calls, want 1 (cached)", fetches)
-	}
-	clock = now.Add(25 * 24 * time.Hour) // within 7 days of expiry
-	if got, _ := sel.GetCertificate(hello); got != certs[1] {
-		t.Errorf("near expiry: got the old certificate, want the refreshed one")
-	}
-	if fetches != 2 {
-		t.Errorf("got %d fetches, want 2", fetches)
+	// The source (tsnet) caches and renews; the Selector keeps nothing.
+	want := []string{"n.ts.net", "n.ts.net", "n.ts.net", "other.ts.net"}
+	if !slices.Equal(asked, want) {
+		t.Errorf("source asked for %q, want %q", asked, want)
 	}
 }
 
-func TestTailscaleCert_RefreshFailureServesValidCache(t *testing.T) {
-	now := time.Now()
-	cert := genCert(t, now.Add(3*24*time.Hour), "n.ts.net")
-	fail := false
-	sel := &Selector{
-		Tailscale: func(string) (*tls.Certificate, error) {
-			if fail {
-				return nil, errors.New("control unreachable")
+func TestTailscaleCert_SourceFailure(t *testing.T) {
+	unreachable := errors.New("control unreachable")
+	tests := []struct {
+		name  string
+		fetch FetchFunc
+		want  string
+	}{
+		{"error", func(string) (*tls.Certificate, error) { return nil, unreachable }, "tailscale certificate for n.ts.net: control unreachable"},
+		{"nil", func(string) (*tls.Certificate, error) { return nil, nil }, "tailscale certificate for n.ts.net: empty"},
+		{"no chain", func(string) (*tls.Certificate, error) { return &tls.Certificate{}, nil }, "tailscale certificate for n.ts.net: empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sel := &Selector{Tailscale: tt.fetch, TailscaleDomains: func() []string { return []string{"n.ts.net"} }}
+			_, err := sel.GetCertificate(&tls.ClientHelloInfo{ServerName: "n.ts.net"})
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got %v, want %s", err, tt.want)
 			}
-			return cert, nil
-		},
-		TailscaleDomains: func() []string { return []string{"n.ts.net"} },
-	}
-	hello := &tls.ClientHelloInfo{ServerName: "n.ts.net"}
-	if _, err := sel.GetCertificate(hello); err != nil {
-		t.Fatal(err)
-	}
-	fail = true
-	got, err := sel.GetCertificate(hello)
-	if err != nil || got != cert {
-		t.Errorf("got (%v, %v), want the cached certificate while it is still valid", got, err)
+		})
 	}
 }
 

@@ -129,7 +129,7 @@ func TestCompat(t *testing.T) {
 	rep.Write(out)
 	fmt.Fprintf(out, "make compat took %s (runs: %s).\n", time.Since(began).Round(time.Second), (time.Since(began) - ready).Round(time.Second))
 	if len(rep.Unexpected)+len(rep.Flaky) > 0 {
-		lines, info := r.log.snapshot()
+		lines, info := r.log.Snapshot()
 		fmt.Fprintf(out, "\nWaypoint's and the tunnel's log: %d ordinary INFO lines; the last %d others:\n", info, len(lines))
 		for _, l := range lines {
 			fmt.Fprintf(out, "  %s\n", l)

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
@@ -56,7 +55,7 @@ type rig struct {
 	t    *testing.T
 	pg   *pgtest.Cluster
 	prov *provision.Provisioner
-	log  *warnLog
+	log  *testkit.LogTail
 
 	// directURL logs in to directDB as directRole, a role Waypoint's
 	// provisioning created for the same grant; waypointURL reaches
@@ -69,7 +68,10 @@ type rig struct {
 // newRig starts everything; t's cleanup stops it.
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, log: &warnLog{}}
+	// The log keeps the lines above INFO of Waypoint and of the tunnel, and
+	// Waypoint's INFO lines about connections that did not end normally,
+	// so that a report with unexpected or flaky failures can show them.
+	r := &rig{t: t, log: &testkit.LogTail{Keep: unusual}}
 	r.pg = pgtest.Start(t, pgtest.Options{Version: pgVersion})
 	r.setupCluster()
 	for _, db := range []string{directDB, waypointDB} {
@@ -172,18 +174,7 @@ var policy = authz.Policy{AdminDatabase: "postgres"}
 // client's tailnet node, as `waypoint tunnel` does, and returns its
 // address.
 func (r *rig) startTunnel(client *tailnettest.Client, target string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, tunnel.Options{Target: target, Dial: client.Dial, Logger: slog.New(slog.NewTextHandler(r.log, nil))})
-	}()
-	r.t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return tailnettest.Forward(r.t, tunnel.Options{Target: target, Dial: client.Dial, Logger: slog.New(slog.NewTextHandler(r.log, nil))})
 }
 
 // createDirectRole makes the direct run's role the way Waypoint makes its
@@ -305,43 +296,9 @@ func (r *rig) roleProfile(db, role string) []string {
 	return lines
 }
 
-// warnLog keeps the log lines above INFO of Waypoint and of the tunnel, and
-// Waypoint's INFO lines about connections that did not end normally (the
-// last warnLogMax), and counts the rest, so that a report with unexpected
-// or flaky failures can show them.
-type warnLog struct {
-	mu    sync.Mutex
-	lines []string
-	info  int
-}
-
-const warnLogMax = 100
-
-func (l *warnLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "level=INFO") && !unusual(line) {
-		l.info++
-		return len(p), nil
-	}
-	l.lines = append(l.lines, line)
-	if len(l.lines) > warnLogMax {
-		l.lines = l.lines[len(l.lines)-warnLogMax:]
-	}
-	return len(p), nil
-}
-
 // unusual reports whether an INFO line is about a Waypoint connection that
 // did not end normally (outcome other than ok or cancel: a client that
 // went away during startup is INFO, not WARN).
 func unusual(line string) bool {
 	return strings.Contains(line, "msg=connection") && !strings.Contains(line, "outcome=ok") && !strings.Contains(line, "outcome=cancel")
-}
-
-// snapshot returns the kept lines and the count of INFO lines.
-func (l *warnLog) snapshot() ([]string, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...), l.info
 }

@@ -1,7 +1,7 @@
-// Package config reads Waypoint's TOML configuration file (SPEC section 2):
-// the schema as Go types, defaults, "${VAR}" expansion from the environment,
-// and validation that reports every problem at once, each with its key path
-// and line, so that nothing starts from a file that is wrong.
+// Package config reads Waypoint's TOML configuration file: the schema as Go
+// types, defaults, "${VAR}" expansion from the environment, and validation
+// that reports every problem at once, each with its key path and line, so
+// that nothing starts from a file that is wrong.
 //
 // Parse and Load return a *Config that has passed Validate; the values in it
 // are normalised (enums lower case, defaults filled in) and need no further

@@ -28,6 +28,11 @@ const (
 // decoder turns the generic TOML tree into a Config. It is strict: keys are
 // case-sensitive, unknown keys and wrong types are errors, and it carries on
 // after an error so that one run reports every problem.
+//
+// It walks the tree instead of letting the TOML library decode into tagged
+// structs because neither BurntSushi/toml nor go-toml can keep that promise:
+// both stop at the first type mismatch, and both report unknown keys without
+// array indices ("listeners.postgres.bogus", not listeners[1]…).
 type decoder struct {
 	lookupEnv func(string) (string, bool)
 	errs      *errorList

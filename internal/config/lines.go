@@ -1,16 +1,23 @@
 package config
 
 import (
+	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
-// BurntSushi/toml records key positions only internally, and per flattened
-// key (listeners[0].name and listeners[1].name share one entry), so this file
-// finds the line of every key itself. It runs only on text the TOML parser has
-// already accepted, so it understands just enough TOML to tell keys from
-// values; on anything it does not understand it still terminates and at
-// worst leaves keys without a line.
+// Lines come from go-toml's parser, which gives every key and value of its
+// syntax tree a byte range in the source. BurntSushi/toml, which decodes the
+// file, keeps positions private and per flattened key (listeners[0].name and
+// listeners[1].name share one entry), and go-toml's own decoder reports key
+// paths without array indices and stops at the first type error; so the
+// decoder walks BurntSushi's tree and this file maps its key paths to lines.
+//
+// The two parsers implement the same TOML; where they might disagree on a
+// document BurntSushi accepted, keys from the point of disagreement on simply
+// have no line.
 
 // keyLines maps key paths, as rendered by joinKey and indexKey, to the
 // 1-based line where the key (or table header) first appears.
@@ -104,268 +111,114 @@ func isBareChar(c byte) bool {
 }
 
 // scanKeyLines returns the line of every table header, key, and array
-// element in src.
-func scanKeyLines(src string) keyLines {
-	s := &lineScanner{src: src, line: 1, lines: keyLines{}, arrays: map[string]int{}}
-	s.document()
-	return s.lines
-}
-
-// lineScanner walks TOML text, tracking the line number and the number of
-// elements of each array of tables seen so far.
-type lineScanner struct {
-	src    string
-	pos    int
-	line   int
-	lines  keyLines
-	arrays map[string]int // path of an array of tables → elements so far
-}
-
-func (s *lineScanner) eof() bool { return s.pos >= len(s.src) }
-
-func (s *lineScanner) peek() byte {
-	if s.eof() {
-		return 0
+// element in src. It never fails: on text go-toml cannot parse it returns the
+// lines of the expressions before the error.
+func scanKeyLines(src []byte) keyLines {
+	w := &lineWalker{lines: keyLines{}, arrays: map[string]int{}, newlines: newlineOffsets(src)}
+	var p unstable.Parser
+	p.Reset(src)
+	table := ""
+	for p.NextExpression() {
+		switch expr := p.Expression(); expr.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = w.header(expr)
+		case unstable.KeyValue:
+			w.keyValue(table, expr)
+		}
 	}
-	return s.src[s.pos]
+	return w.lines
 }
 
-func (s *lineScanner) next() {
-	if s.eof() {
-		return
-	}
-	if s.src[s.pos] == '\n' {
-		s.line++
-	}
-	s.pos++
+// lineWalker records the lines of one document's keys, tracking the number
+// of elements of each array of tables seen so far.
+type lineWalker struct {
+	lines    keyLines
+	arrays   map[string]int // path of an array of tables → elements so far
+	newlines []int          // byte offsets of the '\n's in the source
 }
 
-func (s *lineScanner) skip(n int) {
-	for ; n > 0; n-- {
-		s.next()
+// newlineOffsets returns the offsets of the line breaks in src, in order.
+func newlineOffsets(src []byte) []int {
+	var out []int
+	for i, c := range src {
+		if c == '\n' {
+			out = append(out, i)
+		}
 	}
+	return out
 }
 
-func (s *lineScanner) hasPrefix(p string) bool { return strings.HasPrefix(s.src[s.pos:], p) }
+// line returns the 1-based line on which n starts.
+func (w *lineWalker) line(n *unstable.Node) int {
+	return sort.SearchInts(w.newlines, int(n.Raw.Offset)) + 1
+}
 
 // record notes line for path unless the path was seen before.
-func (s *lineScanner) record(path string, line int) {
-	if _, ok := s.lines[path]; !ok {
-		s.lines[path] = line
+func (w *lineWalker) record(path string, line int) {
+	if _, ok := w.lines[path]; !ok {
+		w.lines[path] = line
 	}
 }
 
-// space skips blanks and, when newlines is set, line breaks and comments.
-func (s *lineScanner) space(newlines bool) {
-	for !s.eof() {
-		switch c := s.peek(); {
-		case c == ' ' || c == '\t':
-			s.next()
-		case newlines && (c == '\n' || c == '\r'):
-			s.next()
-		case newlines && c == '#':
-			for !s.eof() && s.peek() != '\n' {
-				s.next()
-			}
-		default:
-			return
+// header records a "[a.b]" or "[[a.b]]" header and returns the path of the
+// table it opens, with the index of each array of tables.
+func (w *lineWalker) header(expr *unstable.Node) string {
+	array := expr.Kind == unstable.ArrayTable
+	path, line := "", 0
+	for it := expr.Key(); it.Next(); {
+		part := it.Node()
+		if line == 0 {
+			line = w.line(part)
 		}
-	}
-}
-
-// document scans top-level statements: table headers and key/value pairs.
-func (s *lineScanner) document() {
-	table := ""
-	for {
-		s.space(true)
-		if s.eof() {
-			return
-		}
-		start := s.pos
-		switch {
-		case s.hasPrefix("[["):
-			s.skip(2)
-			table = s.header(true)
-		case s.peek() == '[':
-			s.next()
-			table = s.header(false)
-		default:
-			s.keyValue(table)
-		}
-		if s.pos == start {
-			s.next() // never loop on text we do not understand
-		}
-	}
-}
-
-// header reads the rest of a "[a.b]" or "[[a.b]]" header and returns the
-// path of the table it opens, with the index of each array of tables.
-func (s *lineScanner) header(array bool) string {
-	line := s.line
-	parts := s.keyParts()
-	s.space(false)
-	if array && s.hasPrefix("]]") {
-		s.skip(2)
-	} else if s.peek() == ']' {
-		s.next()
-	}
-	path := ""
-	for i, part := range parts {
-		path = joinKey(path, part)
-		n := s.arrays[path]
-		if array && i == len(parts)-1 {
-			s.record(path, line)
-			s.arrays[path] = n + 1
+		path = joinKey(path, string(part.Data))
+		w.record(path, line) // "a" of [a.b], if a is not defined earlier
+		n := w.arrays[path]
+		if array && it.IsLast() {
+			w.arrays[path] = n + 1
 			path = indexKey(path, n)
 		} else if n > 0 {
 			path = indexKey(path, n-1)
 		}
 	}
-	s.record(path, line)
+	w.record(path, line)
 	return path
 }
 
-// keyValue reads "a.b = value" inside the table at path table.
-func (s *lineScanner) keyValue(table string) {
-	line := s.line
+// keyValue records "a.b = value" inside the table at path table.
+func (w *lineWalker) keyValue(table string, kv *unstable.Node) {
 	path := table
-	for _, part := range s.keyParts() {
-		path = joinKey(path, part)
-		s.record(path, line)
+	for it := kv.Key(); it.Next(); {
+		path = joinKey(path, string(it.Node().Data))
+		w.record(path, w.line(it.Node()))
 	}
-	s.space(false)
-	if s.peek() == '=' {
-		s.next()
-	}
-	s.value(path)
+	w.value(path, kv.Value())
 }
 
-// keyParts reads a dotted key and returns its parts, unquoted.
-func (s *lineScanner) keyParts() []string {
-	var parts []string
-	for {
-		s.space(false)
-		start := s.pos
-		switch s.peek() {
-		case '"', '\'':
-			raw := s.src[start:s.quoted()]
-			parts = append(parts, unquoteKey(raw))
-		default:
-			for !s.eof() && isBareChar(s.peek()) {
-				s.next()
-			}
-			parts = append(parts, s.src[start:s.pos])
-		}
-		s.space(false)
-		if s.pos == start || s.peek() != '.' {
-			return parts
-		}
-		s.next()
-	}
-}
-
-// unquoteKey returns the name a quoted key stands for; raw includes quotes.
-func unquoteKey(raw string) string {
-	if len(raw) >= 2 && raw[0] == '\'' && raw[len(raw)-1] == '\'' {
-		return raw[1 : len(raw)-1]
-	}
-	if name, err := strconv.Unquote(raw); err == nil {
-		return name
-	}
-	return strings.Trim(raw, `"`)
-}
-
-// value skips one value, recording the lines of array elements and of keys
-// in inline tables, as children of path.
-func (s *lineScanner) value(path string) {
-	s.space(false)
-	switch s.peek() {
-	case '"', '\'':
-		s.quoted()
-	case '[':
-		s.next()
-		s.array(path)
-	case '{':
-		s.next()
-		s.inlineTable(path)
-	default:
-		for !s.eof() && !strings.ContainsRune(",]}\n#", rune(s.peek())) {
-			s.next()
-		}
-	}
-}
-
-// array skips the rest of an array value, after its '['.
-func (s *lineScanner) array(path string) {
-	for i := 0; ; {
-		s.space(true)
-		start := s.pos
-		switch s.peek() {
-		case 0:
-			return
-		case ']':
-			s.next()
-			return
-		case ',':
-			s.next()
-		default:
+// value records the lines of the elements of an array and of the keys of an
+// inline table, as children of path.
+func (w *lineWalker) value(path string, v *unstable.Node) {
+	switch v.Kind {
+	case unstable.Array:
+		i := 0
+		for it := v.Children(); it.Next(); i++ {
 			elem := indexKey(path, i)
-			s.record(elem, s.line)
-			s.value(elem)
-			i++
-		}
-		if s.pos == start {
-			s.next()
-		}
-	}
-}
-
-// inlineTable skips the rest of an inline table, after its '{'.
-func (s *lineScanner) inlineTable(path string) {
-	for {
-		s.space(true)
-		start := s.pos
-		switch s.peek() {
-		case 0:
-			return
-		case '}':
-			s.next()
-			return
-		case ',':
-			s.next()
-		default:
-			s.keyValue(path)
-		}
-		if s.pos == start {
-			s.next()
-		}
-	}
-}
-
-// quoted skips a basic, literal or multi-line string starting at the cursor
-// and returns the position after it.
-func (s *lineScanner) quoted() int {
-	q := s.peek()
-	delim := string(q)
-	if s.hasPrefix(strings.Repeat(delim, 3)) {
-		delim = strings.Repeat(delim, 3)
-	}
-	s.skip(len(delim))
-	for !s.eof() {
-		switch {
-		case q == '"' && s.peek() == '\\':
-			s.skip(2)
-		case s.hasPrefix(delim):
-			s.skip(len(delim))
-			for len(delim) == 3 && s.peek() == q { // up to two quotes may end the content
-				s.next()
+			if n := firstLeaf(it.Node()); n != nil {
+				w.record(elem, w.line(n))
 			}
-			return s.pos
-		case len(delim) == 1 && s.peek() == '\n':
-			return s.pos
-		default:
-			s.next()
+			w.value(elem, it.Node())
+		}
+	case unstable.InlineTable:
+		for it := v.Children(); it.Next(); {
+			w.keyValue(path, it.Node())
 		}
 	}
-	return s.pos
+}
+
+// firstLeaf returns the first node of value v that has a position: v itself,
+// unless v is an array, which has none; nil for an array of empty arrays.
+func firstLeaf(v *unstable.Node) *unstable.Node {
+	for v != nil && v.Kind == unstable.Array {
+		v = v.Child()
+	}
+	return v
 }

@@ -6,7 +6,7 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// tricky exercises everything the line scanner must step over: comments and
+// tricky exercises everything the line scan must get right: comments and
 // strings that look like headers or keys, multi-line strings and arrays,
 // inline tables, quoted and dotted keys, and nested arrays of tables.
 const tricky = `# [not.a.table]
@@ -42,6 +42,7 @@ w = 3                                       # line 30
 tables = [{x = 1},
   {x = 2}]                                  # line 32
 s = "quote \" [[outer]]"
+[implicit.child]                            # line 34
 `
 
 func TestScanKeyLines(t *testing.T) {
@@ -49,7 +50,7 @@ func TestScanKeyLines(t *testing.T) {
 	if _, err := toml.Decode(tricky, &raw); err != nil {
 		t.Fatalf("the test document is not valid TOML: %v", err)
 	}
-	lines := scanKeyLines(tricky)
+	lines := scanKeyLines([]byte(tricky))
 	tests := []struct {
 		path string
 		want int
@@ -82,6 +83,8 @@ func TestScanKeyLines(t *testing.T) {
 		{"outer[1].list[1].tables[0].x", 31},
 		{"outer[1].list[1].tables[1].x", 32},
 		{"outer[1].list[1].s", 33},
+		{"implicit", 34},
+		{"implicit.child", 34},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

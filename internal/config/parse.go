@@ -34,7 +34,7 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		return nil, &Errors{List: []*Error{syntaxError(err)}}
 	}
-	lines := scanKeyLines(string(data))
+	lines := scanKeyLines(data)
 	errs := &errorList{}
 	d := &decoder{lookupEnv: lookupEnv, errs: errs}
 	c := &Config{lines: lines}

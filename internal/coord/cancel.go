@@ -65,15 +65,7 @@ func (r *Redis) RegisterCancel(ctx context.Context, key string) error {
 // UnregisterCancel implements Store. If Redis cannot be reached, the
 // heartbeat retries the deletion until the key would have expired anyway.
 func (r *Redis) UnregisterCancel(key string) {
-	r.writeMu.RLock()
-	defer r.writeMu.RUnlock()
-	r.mu.Lock()
-	delete(r.cancels, key)
-	closed := r.closed
-	r.mu.Unlock()
-	if !closed {
-		r.removeNow(removal{key: r.ownerKey(key)})
-	}
+	r.forget(func() { delete(r.cancels, key) }, removal{key: r.ownerKey(key)})
 }
 
 // RouteCancel implements Store. It returns false when no instance owns key,

@@ -109,14 +109,21 @@ func (r *Redis) track(key, member string) bool {
 // release forgets a lease and removes it from Redis. If Redis cannot be
 // reached, the heartbeat retries until the lease would have expired anyway.
 func (r *Redis) release(key, member string) {
+	r.forget(func() { delete(r.leases, member) }, removal{key, member})
+}
+
+// forget runs drop (which deletes local state) under r.mu, then removes rm
+// from Redis unless r is closed; a failed removal is queued for the
+// heartbeat.
+func (r *Redis) forget(drop func(), rm removal) {
 	r.writeMu.RLock()
 	defer r.writeMu.RUnlock()
 	r.mu.Lock()
-	delete(r.leases, member)
+	drop()
 	closed := r.closed
 	r.mu.Unlock()
 	if !closed {
-		r.removeNow(removal{key, member})
+		r.removeNow(rm)
 	}
 }
 

@@ -45,16 +45,7 @@ func TestRedisTwoInstancesShareLimit(t *testing.T) {
 
 func TestRedisConcurrentAcquireAcrossInstances(t *testing.T) {
 	a, b := twoInstances(t, redistest.Start(t), coord.RedisOptions{})
-	const subject, max, workers = "pg-main/alice@example.com", 7, 200
-	admitted, releases := concurrentAcquire(t, []coord.Store{a, b}, subject, max, workers)
-	if admitted != max {
-		t.Errorf("admitted %d of %d concurrent attempts on two instances, want %d", admitted, workers, max)
-	}
-	wantCount(t, a, subject, max)
-	for _, rel := range releases {
-		rel()
-	}
-	wantCount(t, b, subject, 0)
+	checkConcurrentAcquire(t, []coord.Store{a, b}, 7)
 }
 
 func TestRedisCloseReleasesEverything(t *testing.T) {

@@ -171,19 +171,26 @@ func TestStoreSubjectsIndependent(t *testing.T) {
 func TestStoreConcurrentAcquire(t *testing.T) {
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
-			s := st.new(t)
-			const subject, max, workers = "pg-main/alice@example.com", 10, 200
-			admitted, releases := concurrentAcquire(t, []coord.Store{s}, subject, max, workers)
-			if admitted != max {
-				t.Errorf("admitted %d of %d concurrent attempts, want %d", admitted, workers, max)
-			}
-			wantCount(t, s, subject, max)
-			for _, rel := range releases {
-				rel()
-			}
-			wantCount(t, s, subject, 0)
+			checkConcurrentAcquire(t, []coord.Store{st.new(t)}, 10)
 		})
 	}
+}
+
+// checkConcurrentAcquire races 200 Acquires of one subject, limited to max,
+// over stores: exactly max must be admitted, every store (the first and the
+// last checked) must count them, and releasing them all must leave none.
+func checkConcurrentAcquire(t *testing.T, stores []coord.Store, max int) {
+	t.Helper()
+	const subject, workers = "pg-main/alice@example.com", 200
+	admitted, releases := concurrentAcquire(t, stores, subject, max, workers)
+	if admitted != max {
+		t.Errorf("admitted %d of %d concurrent attempts on %d store(s), want %d", admitted, workers, len(stores), max)
+	}
+	wantCount(t, stores[0], subject, max)
+	for _, rel := range releases {
+		rel()
+	}
+	wantCount(t, stores[len(stores)-1], subject, 0)
 }
 
 // concurrentAcquire runs workers concurrent Acquires spread over stores and

@@ -2,19 +2,9 @@ package drivers
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +16,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
@@ -50,7 +41,7 @@ type rig struct {
 	// PlainAddr and TLSAddr are the local "127.0.0.1:port" of each listener.
 	PlainAddr, TLSAddr string
 	// Logs is Waypoint's log: one line per connection.
-	Logs *lockedBuffer
+	Logs *testkit.SyncBuffer
 }
 
 // newRig starts everything; t's cleanup stops it.
@@ -68,7 +59,7 @@ func newRig(t *testing.T, pg *pgtest.Cluster) *rig {
 		t.Fatalf("provision.New: %v", err)
 	}
 	t.Cleanup(prov.Close)
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	base := proxy.Options{
 		Resolver:    node,
 		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
@@ -83,7 +74,9 @@ func newRig(t *testing.T, pg *pgtest.Cluster) *rig {
 	}
 	plain, withTLS := base, base
 	plain.Listener, plain.TLSMode = plainListener, pgwire.TLSOff
-	sel := &certs.Selector{File: selfSigned(t, "waypoint-db")}
+	// Drivers connect with sslmode prefer or require, which do not verify
+	// the certificate.
+	sel := &certs.Selector{File: testkit.SelfSigned(t, time.Now().Add(24*time.Hour), "waypoint-db")}
 	withTLS.Listener, withTLS.TLSMode, withTLS.TLSConfig = tlsListener, pgwire.TLSOptional, sel.TLSConfig()
 	serve(t, node, plainPort, plain, logs)
 	serve(t, node, tlsPort, withTLS, logs)
@@ -99,7 +92,7 @@ func newRig(t *testing.T, pg *pgtest.Cluster) *rig {
 
 // serve runs a Waypoint listener on node's port until t's cleanup, logging
 // to logs.
-func serve(t *testing.T, node *tailnet.Node, port int, opts proxy.Options, logs *lockedBuffer) {
+func serve(t *testing.T, node *tailnet.Node, port int, opts proxy.Options, logs *testkit.SyncBuffer) {
 	t.Helper()
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil)).With("listener", opts.Listener)
 	srv, err := proxy.New(opts)
@@ -118,18 +111,7 @@ func serve(t *testing.T, node *tailnet.Node, port int, opts proxy.Options, logs 
 // code of `waypoint tunnel`. It stops at t's cleanup.
 func forward(t *testing.T, dial tunnel.DialFunc, target string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, tunnel.Options{Target: target, Dial: dial, DialTimeout: 20 * time.Second})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return tailnettest.Forward(t, tunnel.Options{Target: target, Dial: dial, DialTimeout: 20 * time.Second})
 }
 
 // readwriteGrant is the tunnel node's grant: readwrite on appdb through
@@ -145,50 +127,4 @@ func readwriteGrant() string {
 		panic(err)
 	}
 	return string(b)
-}
-
-// selfSigned returns a self-signed certificate for name. Drivers connect
-// with sslmode prefer or require, which do not verify it.
-func selfSigned(t *testing.T, name string) *tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
-
-// lockedBuffer collects log lines from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

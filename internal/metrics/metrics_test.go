@@ -263,18 +263,7 @@ waypoint_upstream_login_duration_seconds_count{listener="pg"} 2
 // TestMetrics_NilReceiver proves that a nil *Metrics records nothing and
 // does not panic, so callers need no "metrics enabled?" checks.
 func TestMetrics_NilReceiver(t *testing.T) {
-	var m *Metrics
-	m.ConnOpened("pg")
-	m.ConnClosed("pg", "ok", 1, 2, time.Second)
-	m.Refused("pg", "no_grant")
-	m.ProvisionDuration("pg", time.Millisecond, nil)
-	m.UpstreamLoginDuration("pg", time.Millisecond)
-	m.ConnectStage("pg", StageWhois, time.Millisecond)
-	m.SpareBackends("pg", 1)
-	m.SpareHandoff("pg", SpareHit)
-	m.RevalidationClosed("pg", "revoked")
-	m.LimitRejected("pg", LimitMaxConns)
-	m.CleanupRun("pg", 1, 0, 1, 1)
+	touchAll(nil)
 }
 
 // TestMetrics_NamesAndLint checks that every series is named waypoint_*

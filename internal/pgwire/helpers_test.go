@@ -2,19 +2,16 @@ package pgwire
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // liveness bounds waits in tests; it is never a performance threshold.
@@ -40,30 +37,8 @@ type testCert struct {
 
 func newTestCert(t testing.TB) *testCert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := testkit.SelfSigned(t, time.Now().Add(24*time.Hour), "localhost", "127.0.0.1")
+	leaf, der := cert.Leaf, cert.Certificate[0]
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	rootFile := filepath.Join(t.TempDir(), "root.pem")
@@ -71,7 +46,7 @@ func newTestCert(t testing.TB) *testCert {
 		t.Fatal(err)
 	}
 	return &testCert{
-		server:   &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}},
+		server:   &tls.Config{Certificates: []tls.Certificate{*cert}},
 		leaf:     leaf,
 		pool:     pool,
 		rootFile: rootFile,

@@ -13,30 +13,17 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // fakeBackend accepts connections on loopback and runs handle on each one.
 func fakeBackend(t *testing.T, handle func(conn net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(liveness))
-				handle(conn)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testkit.ServeLoopback(t, func(conn net.Conn) {
+		_ = conn.SetDeadline(time.Now().Add(liveness))
+		handle(conn)
+	})
 }
 
 // backendScript describes how a scripted backend answers a login.

@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,54 +12,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // liveness bounds every wait in these tests; it is a deadline, not a
 // performance threshold.
 const liveness = 30 * time.Second
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // countingServer accepts connections on a loopback port; for each it reads
 // until EOF and then answers "got N" and closes: it only answers after the
 // tunnel has passed on the client's half-close.
 func countingServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				n, _ := io.Copy(io.Discard, c)
-				fmt.Fprintf(c, "got %d", n)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testkit.ServeLoopback(t, func(c net.Conn) {
+		n, _ := io.Copy(io.Discard, c)
+		fmt.Fprintf(c, "got %d", n)
+	})
 }
 
 // serve runs Serve on a loopback port in the background and returns the
@@ -102,7 +70,7 @@ func dial(t *testing.T, addr string) *net.TCPConn {
 
 func TestServe_ForwardsWithHalfClose(t *testing.T) {
 	target := countingServer(t)
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	var d net.Dialer
 	addr, _, _ := serve(t, Options{Target: target, Dial: d.DialContext, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
@@ -139,7 +107,7 @@ func TestServe_DialFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testkit.SyncBuffer
 			addr, _, _ := serve(t, Options{
 				Target: "waypoint-db:5432", Dial: tt.dial, DialTimeout: 20 * time.Millisecond,
 				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -220,7 +188,7 @@ func TestServe_RetriesTemporaryAcceptErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	var d net.Dialer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -56,13 +56,9 @@ func splitDays(s string) (*big.Rat, string, error) {
 	if i < 0 {
 		return nil, "", errors.New("no days")
 	}
-	num := s[:i]
-	if !isDecimal(num) {
+	days, err := ParseDecimal(s[:i])
+	if err != nil {
 		return nil, "", errors.New("days must be written as a number followed by \"d\", first (\"1d12h\")")
-	}
-	days, ok := new(big.Rat).SetString(num)
-	if !ok {
-		return nil, "", errors.New("bad number of days")
 	}
 	rest := s[i+1:]
 	if rest != "" && (rest[0] == '-' || rest[0] == '+') {
@@ -111,7 +107,8 @@ func ParseByteSize(s string) (int64, error) {
 		i++
 	}
 	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
-	if !isDecimal(num) {
+	n, err := ParseDecimal(num)
+	if err != nil {
 		return 0, fmt.Errorf("invalid byte size %q: use a number of bytes or a size such as \"10GB\" or \"512MiB\"", s)
 	}
 	if unit != "b" {
@@ -123,10 +120,6 @@ func ParseByteSize(s string) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("invalid byte size %q: unknown unit (use B, kB, MB, GB, TB, PB, KiB, MiB, GiB, TiB or PiB)", s)
 	}
-	n, ok := new(big.Rat).SetString(num)
-	if !ok {
-		return 0, fmt.Errorf("invalid byte size %q", s)
-	}
 	n.Mul(n, new(big.Rat).SetInt64(mult))
 	if !n.IsInt() {
 		return 0, fmt.Errorf("invalid byte size %q: not a whole number of bytes", s)
@@ -137,8 +130,22 @@ func ParseByteSize(s string) (int64, error) {
 	return n.Num().Int64(), nil
 }
 
-// isDecimal reports whether s is an unsigned decimal number: digits with at
-// most one '.', and at least one digit ("1", "1.5", ".5", "5.").
+// ParseDecimal parses an unsigned decimal number exactly: digits with at most
+// one '.', and at least one digit ("1", "1.5", ".5", "5."). Signs, exponents
+// and fractions are errors, so that "-1", "1e9" or "1/2" are not silently
+// read by big.Rat.
+func ParseDecimal(s string) (*big.Rat, error) {
+	r, ok := new(big.Rat), isDecimal(s)
+	if ok {
+		_, ok = r.SetString(s)
+	}
+	if !ok {
+		return nil, fmt.Errorf("not a decimal number: %q", s)
+	}
+	return r, nil
+}
+
+// isDecimal reports whether s has the syntax ParseDecimal accepts.
 func isDecimal(s string) bool {
 	digits, dots := 0, 0
 	for i := 0; i < len(s); i++ {

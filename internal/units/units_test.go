@@ -165,3 +165,26 @@ func FuzzDuration(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDecimal(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // big.Rat's RatString; "" for an error
+	}{
+		{"0", "0"}, {"42", "42"}, {"1.5", "3/2"}, {".5", "1/2"}, {"5.", "5"}, {"007", "7"},
+		{"", ""}, {".", ""}, {"-1", ""}, {"+1", ""}, {"1e3", ""}, {"1/2", ""}, {"1.2.3", ""}, {" 1", ""}, {"0x10", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			r, err := ParseDecimal(tt.in)
+			switch {
+			case tt.want == "" && err == nil:
+				t.Errorf("ParseDecimal(%q) = %s, want an error", tt.in, r.RatString())
+			case tt.want != "" && err != nil:
+				t.Errorf("ParseDecimal(%q): %v, want %s", tt.in, err, tt.want)
+			case tt.want != "" && r.RatString() != tt.want:
+				t.Errorf("ParseDecimal(%q) = %s, want %s", tt.in, r.RatString(), tt.want)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet/devnet"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 const testTimeout = 60 * time.Second
@@ -133,19 +134,7 @@ func TestNet_DialByMagicDNSName(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	testkit.Serve(t, ln, func(c net.Conn) { io.Copy(c, c) })
 	for _, host := range []string{"waypoint-db", "waypoint-db." + devnet.DefaultMagicDNSDomain, v4(server).String()} {
 		t.Run(host, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

@@ -1,0 +1,64 @@
+// Package testkit holds the small helpers that tests across Waypoint share:
+// a buffer safe for concurrent writers, loopback servers that run a handler
+// per connection, and self-signed certificates. Standard library only, so
+// that any package's tests may import it; nothing outside tests does.
+package testkit
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"testing"
+)
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use, e.g. a log written by
+// a server goroutine and read by the test. The zero value is empty and ready.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Serve accepts connections on ln until it is closed and runs handle on
+// each in its own goroutine, closing the connection when handle returns.
+// The test's cleanup closes ln.
+func Serve(tb testing.TB, ln net.Listener, handle func(net.Conn)) {
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+}
+
+// ServeLoopback is Serve on a new listener on a free port of 127.0.0.1, and
+// returns its address.
+func ServeLoopback(tb testing.TB, handle func(net.Conn)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	Serve(tb, ln, handle)
+	return ln.Addr().String()
+}
