@@ -163,7 +163,7 @@ func TestConsole_Browser(t *testing.T) {
 }
 
 // screenshot writes a PNG of the whole page to $WAYPOINT_CONSOLE_SCREENSHOT
-// when set (README image), else to the test's temporary directory.
+// when set (the image in docs/console.md), else to the test's temporary directory.
 func screenshot(t *testing.T, tab context.Context) {
 	t.Helper()
 	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))

@@ -190,7 +190,7 @@ func DescribeLoginError(err error) (what, hint string) {
 	var perr *Error
 	switch {
 	case errors.As(err, &perr) && (perr.Kind == CannotGrant || perr.Kind == Clash):
-		what, hint = perr.Msg, "the admin logged in but lacks what Waypoint needs at start; see the README's admin role section"
+		what, hint = perr.Msg, "the admin logged in but lacks what Waypoint needs at start; see \"The admin role\" in docs/grants-and-provisioning.md"
 	case errors.As(err, &pgErr) && pgErr.Code == "28P01":
 		what, hint = "password authentication failed", "check admin_password"
 	case errors.As(err, &pgErr) && pgErr.Code == "28000":

@@ -79,7 +79,7 @@ func TestDescribeLoginError(t *testing.T) {
 		{&pgconn.PgError{Code: "3D000", Message: `database "x" does not exist`}, `database "x" does not exist`, "check admin_database"},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, "cannot reach the server: dial: connection refused", "check backend and that PostgreSQL listens there"},
 		{&Error{Kind: CannotGrant, Msg: "the admin role needs to create schema waypoint", Err: &pgconn.PgError{Code: "42501"}},
-			"the admin role needs to create schema waypoint", "the admin logged in but lacks what Waypoint needs at start; see the README's admin role section"},
+			"the admin role needs to create schema waypoint", "the admin logged in but lacks what Waypoint needs at start; see \"The admin role\" in docs/grants-and-provisioning.md"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.wantHint, func(t *testing.T) {
