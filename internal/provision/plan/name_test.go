@@ -11,7 +11,7 @@ import (
 
 var validName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
-func TestFormatUsername_Basic(t *testing.T) {
+func TestRoleName_Basic(t *testing.T) {
 	tests := []struct {
 		name   string
 		peer   identity.Peer
@@ -36,21 +36,21 @@ func TestFormatUsername_Basic(t *testing.T) {
 	}
 }
 
-func TestFormatUsername_DefaultPrefix(t *testing.T) {
+func TestRoleName_DefaultPrefix(t *testing.T) {
 	got := RoleName("", identity.Peer{LoginName: "bob@example.com", MachineName: "pc"}, "db", "")
 	if !strings.HasPrefix(got, DefaultPrefix) || got != "wp_bob_pc_db" {
 		t.Errorf("got %q, want wp_bob_pc_db", got)
 	}
 }
 
-func TestFormatUsername_CustomPrefix(t *testing.T) {
+func TestRoleName_CustomPrefix(t *testing.T) {
 	got := RoleName("corp_", identity.Peer{LoginName: "bob@example.com", MachineName: "pc"}, "db", "")
 	if want := "corp_bob_pc_db"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
-func TestFormatUsername_TruncationDeterministic(t *testing.T) {
+func TestRoleName_TruncationDeterministic(t *testing.T) {
 	long := strings.Repeat("x", 80)
 	p := identity.Peer{LoginName: long + "@example.com", MachineName: "machine"}
 	a := RoleName("", p, "appdb", "")
