@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -178,18 +177,7 @@ func (in *consoleInstance) tailnetAddr(port int) string {
 // tailscaled): whoever uses it is c to the console.
 func (r *consoleRig) consoleVia(c *tailnettest.Client, in *consoleInstance) string {
 	r.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, tunnel.Options{Target: in.tailnetAddr(8080), Dial: c.Dial, DialTimeout: 20 * time.Second})
-	}()
-	r.t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String()
+	return "http://" + tailnettest.Forward(r.t, tunnel.Options{Target: in.tailnetAddr(8080), Dial: c.Dial, DialTimeout: 20 * time.Second})
 }
 
 // connect opens a database session as c through instance in.

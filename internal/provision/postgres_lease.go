@@ -115,13 +115,21 @@ func (d *postgres) tryLease(ctx context.Context, name string) (l *leaseLock, ok 
 	return l, true, nil
 }
 
-// unlock ends the lease. A lease that cannot be released expires by itself
+// unlock ends the lease. When the admin connection it used was dead (the
+// backend restarted, say: its idle siblings are dead too), the pools are
+// reset and the release tried once more, so that a restart does not leave
+// the role locked. A lease that still cannot be released expires by itself
 // after leaseTTL.
 func (l *leaseLock) unlock() {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
-	_, err := l.d.p.adminPool.Exec(ctx, fmt.Sprintf("UPDATE %s SET held_until = '-infinity' WHERE role = ANY(ARRAY[%s]::text[]) AND holder = %s",
-		leaseTable, l.nameList(), plan.QuoteLiteral(l.holder)))
+	sql := fmt.Sprintf("UPDATE %s SET held_until = '-infinity' WHERE role = ANY(ARRAY[%s]::text[]) AND holder = %s",
+		leaseTable, l.nameList(), plan.QuoteLiteral(l.holder))
+	_, err := l.d.p.adminPool.Exec(ctx, sql)
+	if err != nil && ctx.Err() == nil && isDeadConn(err) {
+		l.d.p.resetPools()
+		_, err = l.d.p.adminPool.Exec(ctx, sql)
+	}
 	if err != nil {
 		l.d.p.log.Warn("could not release role lease; it expires by itself", "roles", l.names, "expires_in", leaseTTL, "err", err)
 	}

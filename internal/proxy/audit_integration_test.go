@@ -14,6 +14,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/audit"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // TestIntegration_Audit_LongSQLAndFunctionCall plays a user who tries to
@@ -24,7 +25,7 @@ import (
 // OID and argument count and sizes, never the argument's value.
 func TestIntegration_Audit_LongSQLAndFunctionCall(t *testing.T) {
 	pg := pgtest.Shared(t, pgtest.Options{})
-	var out lockedBuffer
+	var out testkit.SyncBuffer
 	al := audit.New(&out)
 	r := newRig(t, pg, func(o *proxy.Options) { o.Audit = al })
 	c := r.client("auditee@example.com", "laptop", readonlyAppdb)

@@ -10,6 +10,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 var opsOperator = proxy.Operator{Login: "ops@example.com", Machine: "ops-laptop", NodeID: "nOPS", Via: "tailnet"}
@@ -21,7 +22,7 @@ var opsOperator = proxy.Operator{Login: "ops@example.com", Machine: "ops-laptop"
 // log and the audit log.
 func TestIntegration_Operator_SessionsAndTerminate(t *testing.T) {
 	pg := pgtest.Shared(t, pgtest.Options{})
-	auditLog := &lockedBuffer{}
+	auditLog := &testkit.SyncBuffer{}
 	al := audit.New(auditLog)
 	r := newRig(t, pg, func(o *proxy.Options) { o.Audit = al })
 	alice := r.client("alice@example.com", "laptop", readonlyAppdb)

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
@@ -38,7 +37,7 @@ type rig struct {
 	srv  *proxy.Server
 	prov *provision.Provisioner
 	addr string // the listener's tailnet address
-	logs *lockedBuffer
+	logs *testkit.SyncBuffer
 }
 
 // newRig starts a tailnet, a proxy node and a Waypoint listener for pg. mod,
@@ -69,7 +68,7 @@ func newRigWith(t *testing.T, pg *pgtest.Cluster, provMod func(*provision.Option
 		t.Fatalf("provision.New: %v", err)
 	}
 	t.Cleanup(prov.Close)
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	opts := proxy.Options{
 		Listener:    listenerName,
 		Resolver:    node,
@@ -163,18 +162,7 @@ func (r *rig) mustConnect(c *tailnettest.Client, database string, params map[str
 // reach it. Stopped at cleanup.
 func (r *rig) forward(c *tailnettest.Client) string {
 	r.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, tunnel.Options{Target: r.addr, Dial: r.tn.Dialer(c), DialTimeout: 20 * time.Second})
-	}()
-	r.t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return tailnettest.Forward(r.t, tunnel.Options{Target: r.addr, Dial: r.tn.Dialer(c), DialTimeout: 20 * time.Second})
 }
 
 // stableAddrDialer wraps dial so that the returned connections keep
@@ -229,20 +217,3 @@ func grantJSON(databases map[string]authz.DatabaseGrant) string {
 }
 
 func dbGrant(perms ...string) authz.DatabaseGrant { return authz.DatabaseGrant{Permissions: perms} }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

@@ -3,15 +3,10 @@ package proxy_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -31,6 +26,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 var readwriteAppdb = grantJSON(map[string]authz.DatabaseGrant{"appdb": dbGrant("readwrite")})
@@ -39,28 +35,10 @@ var readonlyAppdb = grantJSON(map[string]authz.DatabaseGrant{"appdb": dbGrant("r
 // selfSigned returns a certificate for name and a pool that trusts it.
 func selfSigned(t *testing.T, name string) (*tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
+	cert := testkit.SelfSigned(t, time.Now().Add(24*time.Hour), name)
 	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	pool.AddCert(cert.Leaf)
+	return cert, pool
 }
 
 // TestIntegration_Proxy_TLS: sslmode=require and sslnegotiation=direct both

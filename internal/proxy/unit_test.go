@@ -27,6 +27,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire/pgwiretest"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // unitTimeout bounds each client operation of the unit tests: a liveness
@@ -186,7 +187,7 @@ type unitRig struct {
 	backend *pgwiretest.Server
 	srv     *proxy.Server
 	addr    string
-	logs    *lockedBuffer
+	logs    *testkit.SyncBuffer
 }
 
 // newUnitRig starts the rig; alice (readwrite on appdb, on her laptop and
@@ -200,7 +201,7 @@ func newUnitRig(t *testing.T, mod func(*proxy.Options)) *unitRig {
 		tn:      &fakeTailnet{peers: map[string]identity.Peer{}},
 		prov:    &fakeProvisioner{backend: backend},
 		backend: backend,
-		logs:    &lockedBuffer{},
+		logs:    &testkit.SyncBuffer{},
 	}
 	r.tn.set(aliceIP, unitPeer("alice@example.com", "laptop", readwriteAppdb))
 	r.tn.set(aliceDesktop, unitPeer("alice@example.com", "desktop", readwriteAppdb))
