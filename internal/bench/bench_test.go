@@ -281,7 +281,7 @@ func (b *run) pgbench() {
 		tps, err = b.pgbenchRun(pgbench, wpHost, wpPort, "ignored", "")
 		b.stopPhase(ph)
 		if err != nil {
-			b.t.Errorf("pgbench through Waypoint: %v\nwaypoint log: %v", err, h.logs.Take())
+			b.t.Errorf("pgbench through Waypoint: %v\nwaypoint log: %v\nheld role leases: %s", err, h.logs.Take(), h.heldLeases())
 			return
 		}
 		wpTPS = append(wpTPS, tps)

@@ -435,3 +435,18 @@ func (h *harness) spareOnce(cfg *pgx.ConnConfig) measure {
 		return connectOnce(cfg)
 	}
 }
+
+// heldLeases lists the role leases held now (waypoint.roles rows whose
+// held_until is in the future), for a failure report.
+func (h *harness) heldLeases() string {
+	conn := h.pg.Super(h.t, "postgres")
+	defer conn.Close(context.Background())
+	var out string
+	err := conn.QueryRow(context.Background(), `SELECT coalesce(string_agg(format('%s holder=%s held_until=%s (in %s) last_used=%s',
+		role, holder, held_until, held_until - now(), last_used), '; '), 'none')
+		FROM waypoint.roles WHERE held_until > now()`).Scan(&out)
+	if err != nil {
+		return err.Error()
+	}
+	return out
+}
