@@ -3,15 +3,21 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
+	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // spareRig is a rig with spare backends on.
@@ -215,6 +221,78 @@ func TestSpares_Cleanup(t *testing.T) {
 		}
 		if !contains(res.Dropped, role) || contains(res.SkippedActive, role) {
 			t.Errorf("Cleanup: dropped %v, skipped as active %v; want %s dropped", res.Dropped, res.SkippedActive, role)
+		}
+	})
+}
+
+// TestSpares_BoundUnderStormOf100: 100 identities connect at once through a
+// real provisioner and PostgreSQL (their identities come from a fake
+// tailnet that knows each by its loopback address, so that 100 callers do
+// not need 100 tailnet nodes); with a bound of 8, never more than 8 spares
+// are idle on the proxy or open on the backend, and every connection
+// succeeds. (With the bound lifted, 100 spares are left idle.)
+func TestSpares_BoundUnderStormOf100(t *testing.T) {
+	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, pg *pgtest.Cluster) {
+		const identities, max = 100, 8
+		pg.CreateAppDatabase(t, "appdb")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		prov, err := provision.New(ctx, provision.Options{AdminConnString: pg.ConnString(pg.AdminUser, pg.AdminPassword, "postgres")})
+		if err != nil {
+			t.Fatalf("provision.New: %v", err)
+		}
+		t.Cleanup(prov.Close)
+		tn := &fakeTailnet{peers: map[string]identity.Peer{}}
+		ips := make([]string, identities)
+		for i := range identities {
+			ips[i] = fmt.Sprintf("127.0.1.%d", i+1)
+			tn.set(ips[i], unitPeer(fmt.Sprintf("storm100-%03d@example.com", i), "box", readonlyAppdb))
+		}
+		logs := &testkit.SyncBuffer{}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := startServer(t, proxy.Options{
+			Listener: listenerName, Resolver: tn, Provisioner: proxy.RoleProvisioner{Provisioner: prov},
+			Backend: proxy.Backend{Addr: pg.Addr(), TLS: "disable"}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			Policy: authz.Policy{AdminDatabase: "postgres"},
+			Spares: proxy.Spares{PerRole: 1, Max: max, IdleTimeout: time.Minute},
+		}, ln)
+		var wg sync.WaitGroup
+		for _, ip := range ips {
+			wg.Go(func() {
+				cfg, err := pgconn.ParseConfig(fmt.Sprintf("postgres://ignored@%s/appdb?sslmode=disable", ln.Addr()))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				cfg.DialFunc = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext
+				cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+				defer ccancel()
+				conn, err := pgconn.ConnectConfig(cctx, cfg)
+				if err != nil {
+					t.Errorf("connect from %s: %v", ip, err)
+					return
+				}
+				if _, err := conn.Exec(cctx, "SELECT 1").ReadAll(); err != nil {
+					t.Errorf("SELECT 1 from %s: %v", ip, err)
+				}
+				conn.Close(cctx)
+			})
+		}
+		wg.Wait()
+		waitFor(t, "the background spares to finish opening", func() bool { return srv.SparesOpening() == 0 })
+		if idle, _, _ := srv.SpareStats(); idle > max {
+			t.Errorf("idle spares: got %d, want at most %d", idle, max)
+		}
+		waitFor(t, "at most Max spare sessions on the backend", func() bool {
+			var n int
+			fmt.Sscan(superString(t, pg, "postgres", "SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'waypoint spare'"), &n)
+			return n <= max
+		})
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", logs.String())
 		}
 	})
 }
