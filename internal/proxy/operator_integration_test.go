@@ -156,9 +156,12 @@ func TestIntegration_Operator_DrainingState(t *testing.T) {
 	r := newRig(t, pg, nil)
 	alice := r.client("alice@example.com", "drain-laptop", readonlyAppdb)
 	conn := r.mustConnect(alice, "appdb", nil)
-	if s := r.srv.Sessions(); len(s) != 1 || s[0].State != proxy.StateRelaying {
-		t.Fatalf("before shutdown: %+v, want one relaying session", s)
-	}
+	// The client is logged in once Waypoint sent ReadyForQuery; the relay
+	// (and with it the state) starts right after.
+	waitFor(t, "one relaying session before shutdown", func() bool {
+		s := r.srv.Sessions()
+		return len(s) == 1 && s[0].State == proxy.StateRelaying
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan int, 1)

@@ -83,12 +83,22 @@ func TestIntegration_Proxy_BackendPID(t *testing.T) {
 			}
 			for _, w := range wrong {
 				t.Run(w.name, func(t *testing.T) {
-					done := runQuery(conn, "select pg_sleep(3)")
+					done := runQuery(conn, "select pg_sleep(5)")
+					// The next subtest uses conn: even when this one fails
+					// before it took the query's result, the query must
+					// have ended first.
+					taken := false
+					t.Cleanup(func() {
+						if !taken {
+							drain(done)
+						}
+					})
 					started := waitPgSleep(t, pg, pid)
-					for range 10 {
+					for range 3 {
 						sendCancel(t, r, alice, pid, w.secret)
 					}
 					requireNotCancelled(t, pg, pid, started, done)
+					taken = true
 				})
 			}
 		})
@@ -109,6 +119,14 @@ func TestIntegration_Proxy_BackendPID(t *testing.T) {
 			}
 		})
 	})
+}
+
+// drain waits for runQuery's result if nobody took it yet.
+func drain(done <-chan error) {
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+	}
 }
 
 // runQuery runs sql on conn in the background; the channel gets its error.
