@@ -6,12 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
 // leaseTable has one row per role name Waypoint has locked on PostgreSQL:
@@ -48,35 +46,27 @@ func (d *postgres) newLease(names []string) *leaseLock {
 	return &leaseLock{d: d, names: lockNames(names), holder: hex.EncodeToString(b)}
 }
 
-// acquireSQL is the statement that takes l's lease in one implicit
-// transaction, or fails with division_by_zero (22012) when another holder
-// has any of the names. use also records the names as used now (for
-// Cleanup's idle time). Rows are locked in name order, so two acquirers
-// never deadlock.
-func (l *leaseLock) acquireSQL(use bool) string {
-	used := "NULL::timestamptz"
-	if use {
-		used = "now()"
-	}
-	return fmt.Sprintf(`WITH got AS (
+// acquireSQL takes a lease in one implicit transaction, or fails with
+// division_by_zero (22012) when another holder has any of the names. $1 is
+// the holder, $2 the names (text[]), $3 whether to record the names as used
+// now (for Cleanup's idle time). Rows are locked in name order, so two
+// acquirers never deadlock. The text is constant, so drivers prepare and
+// cache it once per connection: the holder and names are parameters.
+var acquireSQL = fmt.Sprintf(`WITH got AS (
   INSERT INTO %s AS w (role, holder, held_until, last_used)
-  SELECT n, %s, now() + interval '%d milliseconds', %s FROM unnest(ARRAY[%s]::text[]) AS n ORDER BY n
+  SELECT n, $1::text, now() + interval '%d milliseconds', CASE WHEN $3::boolean THEN now() END
+    FROM unnest($2::text[]) AS n ORDER BY n
   ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, held_until = excluded.held_until,
          last_used = coalesce(excluded.last_used, w.last_used)
    WHERE w.held_until < now() OR w.holder = excluded.holder
   RETURNING 1)
-SELECT 1 / (count(*) / %d)::int FROM got`,
-		leaseTable, plan.QuoteLiteral(l.holder), leaseTTL.Milliseconds(), used, l.nameList(), len(l.names))
-}
+SELECT 1 / (count(*) / cardinality($2::text[]))::int FROM got`, leaseTable, leaseTTL.Milliseconds())
 
-// nameList is l's names as a list of SQL literals.
-func (l *leaseLock) nameList() string {
-	lits := make([]string, len(l.names))
-	for i, n := range l.names {
-		lits[i] = plan.QuoteLiteral(n)
-	}
-	return strings.Join(lits, ", ")
-}
+// releaseSQL ends the lease of holder $2 on the names $1.
+const releaseSQL = `UPDATE ` + leaseTable + ` SET held_until = '-infinity' WHERE role = ANY($1::text[]) AND holder = $2`
+
+// acquireArgs are acquireSQL's arguments for l.
+func (l *leaseLock) acquireArgs(use bool) []any { return []any{l.holder, l.names, use} }
 
 // isLeaseHeld reports whether err is acquireSQL's "held by another" failure.
 func isLeaseHeld(err error) bool {
@@ -89,7 +79,7 @@ func isLeaseHeld(err error) bool {
 func (d *postgres) lockRoles(ctx context.Context, names []string, then *pgx.Batch) (roleLock, error) {
 	l := d.newLease(names)
 	b := &pgx.Batch{}
-	b.Queue(l.acquireSQL(true))
+	b.Queue(acquireSQL, l.acquireArgs(true)...)
 	b.QueuedQueries = append(b.QueuedQueries, then.QueuedQueries...)
 	err := d.p.adminPool.SendBatch(ctx, b).Close()
 	if isLeaseHeld(err) {
@@ -105,7 +95,7 @@ func (d *postgres) lockRoles(ctx context.Context, names []string, then *pgx.Batc
 // marking it used; ok is false when another holder has it.
 func (d *postgres) tryLease(ctx context.Context, name string) (l *leaseLock, ok bool, err error) {
 	l = d.newLease([]string{name})
-	_, err = d.p.adminPool.Exec(ctx, l.acquireSQL(false))
+	_, err = d.p.adminPool.Exec(ctx, acquireSQL, l.acquireArgs(false)...)
 	switch {
 	case isLeaseHeld(err):
 		return nil, false, nil
@@ -123,12 +113,10 @@ func (d *postgres) tryLease(ctx context.Context, name string) (l *leaseLock, ok 
 func (l *leaseLock) unlock() {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
-	sql := fmt.Sprintf("UPDATE %s SET held_until = '-infinity' WHERE role = ANY(ARRAY[%s]::text[]) AND holder = %s",
-		leaseTable, l.nameList(), plan.QuoteLiteral(l.holder))
-	_, err := l.d.p.adminPool.Exec(ctx, sql)
+	_, err := l.d.p.adminPool.Exec(ctx, releaseSQL, l.names, l.holder)
 	if err != nil && ctx.Err() == nil && isDeadConn(err) {
 		l.d.p.resetPools()
-		_, err = l.d.p.adminPool.Exec(ctx, sql)
+		_, err = l.d.p.adminPool.Exec(ctx, releaseSQL, l.names, l.holder)
 	}
 	if err != nil {
 		l.d.p.log.Warn("could not release role lease; it expires by itself", "roles", l.names, "expires_in", leaseTTL, "err", err)

@@ -75,7 +75,7 @@ func (d *postgres) rotateWarm(ctx context.Context, req *plan.Request, e warmEntr
 	lease := d.newLease(req.Candidates())
 	sum := md5.Sum([]byte(e.comment))
 	batch := &pgconn.Batch{}
-	batch.ExecParams(lease.acquireSQL(true), nil, nil, nil, nil)
+	batch.ExecParams(acquireSQL, [][]byte{[]byte(lease.holder), textArray(lease.names), []byte("t")}, nil, nil, nil)
 	batch.ExecParams("SELECT set_config('synchronous_commit', 'off', true)", nil, nil, nil, nil)
 	batch.ExecPrepared(warmCheckName, [][]byte{[]byte(e.role), []byte(hex.EncodeToString(sum[:]))}, nil, nil)
 	batch.ExecParams(fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s VALID UNTIL %s",
