@@ -11,6 +11,8 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/ctxtime"
 )
 
 // Default backoff bounds for temporary Accept errors (e.g. too many open
@@ -68,7 +70,7 @@ func Run(ctx context.Context, ln net.Listener, handle func(net.Conn), opts Optio
 			if opts.OnRetry != nil {
 				opts.OnRetry(err, backoff)
 			}
-			if !sleep(ctx, backoff) {
+			if ctxtime.Sleep(ctx, backoff) != nil {
 				return shutdown()
 			}
 			continue
@@ -103,16 +105,4 @@ func (o Options) withDefaults() Options {
 // next doubles d within [MinBackoff, MaxBackoff].
 func (o Options) next(d time.Duration) time.Duration {
 	return min(max(2*d, o.MinBackoff), o.MaxBackoff)
-}
-
-// sleep waits for d, reporting false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -25,7 +25,8 @@ var internalDeps = map[string][]string{
 	"internal/identity":       {},
 	"internal/config":         {"internal/units"},
 	"internal/relay":          {},
-	"internal/acceptloop":     {},
+	"internal/acceptloop":     {"internal/ctxtime"},
+	"internal/ctxtime":        {},
 	"internal/certs":          {},
 	"internal/units":          {},
 	"internal/coord":          {},
@@ -33,12 +34,12 @@ var internalDeps = map[string][]string{
 	"internal/metrics":        {"internal/httpserve"},
 	"internal/audit":          {},
 	"internal/authz":          {"internal/identity", "internal/units"},
-	"internal/tailnet":        {"internal/identity"}, // includes internal/tailnet/devnet, the demo's private tailnet
+	"internal/tailnet":        {"internal/identity", "internal/ctxtime"}, // includes internal/tailnet/devnet, the demo's private tailnet
 	"internal/tunnel":         {"internal/acceptloop", "internal/relay"},
 	"internal/pgserver":       {},
 	"internal/pgdemo":         {"internal/pgserver"},
 	"internal/pgwire":         {},
-	"internal/provision":      {"internal/identity", "internal/authz", "internal/provision/plan"},
+	"internal/provision":      {"internal/identity", "internal/authz", "internal/provision/plan", "internal/ctxtime"},
 	"internal/provision/plan": {"internal/identity", "internal/authz"}, // the planner: pure, no database (see noDatabase)
 	"internal/proxy":          {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/acceptloop", "internal/coord", "internal/metrics", "internal/audit"},
 	"internal/pgtest":         {"internal/pgserver"},
@@ -82,6 +83,7 @@ var stdlibOnly = map[string]bool{
 	"internal/identity":   true,
 	"internal/relay":      true,
 	"internal/acceptloop": true,
+	"internal/ctxtime":    true,
 	"internal/certs":      true,
 	"internal/audit":      true,
 	"internal/units":      true,

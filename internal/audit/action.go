@@ -22,8 +22,8 @@ type Action struct {
 	// console's loopback face. ByMachine and ByNode name the operator's
 	// tailnet node; Via is "tailnet" or "local".
 	By, ByMachine, ByNode, Via string
-	// The session acted on, as in Entry.
-	Conn, Listener, Login, Machine, NodeID, Database, Role string
+	// Session is the session acted on.
+	Session
 	// Outcome says what happened to the session, e.g. "terminated",
 	// "kept" or "closed".
 	Outcome string
@@ -38,14 +38,8 @@ type actionLine struct {
 	ByMachine string `json:"by_machine,omitempty"`
 	ByNode    string `json:"by_node,omitempty"`
 	Via       string `json:"via,omitempty"`
-	Conn      string `json:"conn,omitempty"`
-	Listener  string `json:"listener,omitempty"`
-	Login     string `json:"login,omitempty"`
-	Machine   string `json:"machine,omitempty"`
-	NodeID    string `json:"node_id,omitempty"`
-	Database  string `json:"database,omitempty"`
-	Role      string `json:"role,omitempty"`
-	Outcome   string `json:"outcome,omitempty"`
+	Session
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // LogAction queues a as one line with "kind":"console", exactly like Log:
@@ -73,8 +67,7 @@ func encodeAction(a Action) ([]byte, error) {
 	ln := actionLine{
 		Time: a.Time.UTC().Format(time.RFC3339Nano), Kind: KindConsole, Action: a.Action,
 		By: a.By, ByMachine: a.ByMachine, ByNode: a.ByNode, Via: a.Via,
-		Conn: a.Conn, Listener: a.Listener, Login: a.Login, Machine: a.Machine,
-		NodeID: a.NodeID, Database: a.Database, Role: a.Role, Outcome: a.Outcome,
+		Session: a.Session, Outcome: a.Outcome,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

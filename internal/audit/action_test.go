@@ -13,8 +13,8 @@ func TestLogger_LogAction(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	l.LogAction(Action{
 		Time: at, Action: "terminate", By: "ops@example.com", ByMachine: "ops-laptop", ByNode: "nOPS", Via: "tailnet",
-		Conn: "1-abc", Listener: "pg-main", Login: "alice@example.com", Machine: "laptop", NodeID: "nA",
-		Database: "appdb", Role: "wp_alice_laptop_appdb", Outcome: "terminated",
+		Session: Session{Conn: "1-abc", Listener: "pg-main", Login: "alice@example.com", Machine: "laptop", NodeID: "nA",
+			Database: "appdb", Role: "wp_alice_laptop_appdb"}, Outcome: "terminated",
 	})
 	l.LogAction(Action{Action: "revalidate", By: "local", Via: "local"})
 	if err := l.Close(); err != nil {

@@ -63,15 +63,9 @@ const maxBatch = 256 << 10
 // Entry is one audited statement. Time zero means "now" (when Log is
 // called). Empty strings are omitted from the line.
 type Entry struct {
-	Time     time.Time
-	Conn     string // Waypoint's connection id
-	Listener string
-	Login    string // the caller's tailnet login, or tags for a tagged node
-	Machine  string
-	NodeID   string
-	Database string
-	Role     string // the backend role the session runs as
-	Kind     string // KindQuery, KindParse or KindFunctionCall
+	Time time.Time
+	Session
+	Kind string // KindQuery, KindParse or KindFunctionCall
 	// SQL is the statement text. Text longer than MaxSQL is cut when
 	// written.
 	SQL string
@@ -87,6 +81,18 @@ type Entry struct {
 	Function *FunctionCall
 }
 
+// Session names the session a line is about. Its fields appear in the
+// line under these names; empty ones are left out.
+type Session struct {
+	Conn     string `json:"conn,omitempty"` // Waypoint's connection id
+	Listener string `json:"listener,omitempty"`
+	Login    string `json:"login,omitempty"` // the caller's tailnet login, or tags for a tagged node
+	Machine  string `json:"machine,omitempty"`
+	NodeID   string `json:"node_id,omitempty"`
+	Database string `json:"database,omitempty"`
+	Role     string `json:"role,omitempty"` // the backend role the session runs as
+}
+
 // FunctionCall describes a fast-path function call without its argument
 // values.
 type FunctionCall struct {
@@ -97,14 +103,8 @@ type FunctionCall struct {
 
 // line is the JSON shape of one Entry.
 type line struct {
-	Time         string        `json:"time"`
-	Conn         string        `json:"conn,omitempty"`
-	Listener     string        `json:"listener,omitempty"`
-	Login        string        `json:"login,omitempty"`
-	Machine      string        `json:"machine,omitempty"`
-	NodeID       string        `json:"node_id,omitempty"`
-	Database     string        `json:"database,omitempty"`
-	Role         string        `json:"role,omitempty"`
+	Time string `json:"time"`
+	Session
 	Kind         string        `json:"kind,omitempty"`
 	SQL          string        `json:"sql"`
 	SQLTruncated bool          `json:"sql_truncated,omitempty"`
@@ -285,9 +285,8 @@ func encode(e Entry) ([]byte, error) {
 		e.Time = time.Now()
 	}
 	ln := line{
-		Time: e.Time.UTC().Format(time.RFC3339Nano), Conn: e.Conn, Listener: e.Listener,
-		Login: e.Login, Machine: e.Machine, NodeID: e.NodeID, Database: e.Database,
-		Role: e.Role, Kind: e.Kind, SQL: e.SQL, Function: e.Function,
+		Time: e.Time.UTC().Format(time.RFC3339Nano), Session: e.Session,
+		Kind: e.Kind, SQL: e.SQL, Function: e.Function,
 	}
 	switch {
 	case e.SQLTruncated:

@@ -45,8 +45,8 @@ func TestLogger_WritesJSONLines(t *testing.T) {
 	l := New(&buf)
 	when := time.Date(2026, 3, 4, 5, 6, 7, 8, time.FixedZone("x", 3600))
 	l.Log(Entry{
-		Time: when, Conn: "c1", Listener: "pg-main", Login: "alice@example.com",
-		Machine: "laptop", NodeID: "n123", Database: "app", Role: "wp_alice",
+		Time: when, Session: Session{Conn: "c1", Listener: "pg-main", Login: "alice@example.com",
+			Machine: "laptop", NodeID: "n123", Database: "app", Role: "wp_alice"},
 		Kind: KindQuery, SQL: "SELECT '<a>' & \"b\"\n",
 	})
 	l.Log(Entry{Kind: KindParse, SQL: ""})
@@ -209,7 +209,7 @@ func TestLogger_ConcurrentWriters(t *testing.T) {
 			defer wg.Done()
 			for i := range perWriter {
 				l.Log(Entry{
-					Conn: fmt.Sprintf("c%d", w), Kind: KindQuery,
+					Session: Session{Conn: fmt.Sprintf("c%d", w)}, Kind: KindQuery,
 					SQL: fmt.Sprintf("SELECT %d, '%s'\n-- \"%d\"", i, strings.Repeat("q", i), w),
 				})
 			}

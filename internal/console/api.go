@@ -79,25 +79,22 @@ func (h *handler) apiTerminate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// apiTerminateLogin: POST /api/identities/{login}/terminate. 200 with the
-// sessions ended (possibly none).
-func (h *handler) apiTerminateLogin(w http.ResponseWriter, r *http.Request) {
-	login := r.PathValue("login")
-	if res, ok := h.act(w, r, opTerminateLogin, login, func(ctx context.Context, op proxy.Operator) (Result, error) {
-		return h.opts.Source.TerminateLogin(ctx, login, op)
-	}); ok {
-		writeJSON(w, http.StatusOK, res)
-	}
-}
+// loginOp is an operation on every session of one identity: Source's
+// TerminateLogin or Revalidate.
+type loginOp func(ctx context.Context, login string, by proxy.Operator) (Result, error)
 
-// apiRevalidate: POST /api/identities/{login}/revalidate. 200 with how
-// many sessions were checked and closed.
-func (h *handler) apiRevalidate(w http.ResponseWriter, r *http.Request) {
-	login := r.PathValue("login")
-	if res, ok := h.act(w, r, opRevalidate, login, func(ctx context.Context, op proxy.Operator) (Result, error) {
-		return h.opts.Source.Revalidate(ctx, login, op)
-	}); ok {
-		writeJSON(w, http.StatusOK, res)
+// apiLogin answers POST /api/identities/{login}/terminate and
+// /api/identities/{login}/revalidate: it runs do, named op, on the login in
+// the path and answers 200 with its Result (terminate: the sessions ended,
+// possibly none; revalidate: how many were checked and closed).
+func (h *handler) apiLogin(op string, do loginOp) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		login := r.PathValue("login")
+		if res, ok := h.act(w, r, op, login, func(ctx context.Context, by proxy.Operator) (Result, error) {
+			return do(ctx, login, by)
+		}); ok {
+			writeJSON(w, http.StatusOK, res)
+		}
 	}
 }
 

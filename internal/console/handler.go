@@ -82,21 +82,21 @@ func Handler(opts Options) (http.Handler, error) {
 
 // routes registers every endpoint with the access it needs.
 func (h *handler) routes() {
-	view, admin := authz.ConsoleView, authz.ConsoleAdmin
+	view, admin, src := authz.ConsoleView, authz.ConsoleAdmin, h.opts.Source
 	h.handle("GET /api/me", view, h.apiMe)
 	h.handle("GET /api/sessions", view, h.apiSessions)
 	h.handle("GET /api/identities", view, h.apiIdentities)
 	h.handle("GET /api/instances", view, h.apiInstances)
 	h.handle("GET /api/refusals", view, h.apiRefusals)
 	h.handle("POST /api/sessions/{id}/terminate", admin, h.apiTerminate)
-	h.handle("POST /api/identities/{login}/terminate", admin, h.apiTerminateLogin)
-	h.handle("POST /api/identities/{login}/revalidate", admin, h.apiRevalidate)
+	h.handle("POST /api/identities/{login}/terminate", admin, h.apiLogin(opTerminateLogin, src.TerminateLogin))
+	h.handle("POST /api/identities/{login}/revalidate", admin, h.apiLogin(opRevalidate, src.Revalidate))
 	h.handle("GET /{$}", view, h.page)
 	h.handle("GET /sessions/{id}/terminate", admin, h.confirmTerminate)
 	h.handle("POST /sessions/{id}/terminate", admin, h.formTerminate)
 	h.handle("GET /identities/{login}/terminate", admin, h.confirmTerminateLogin)
-	h.handle("POST /identities/{login}/terminate", admin, h.formTerminateLogin)
-	h.handle("POST /identities/{login}/revalidate", admin, h.formRevalidate)
+	h.handle("POST /identities/{login}/terminate", admin, h.formLogin(opTerminateLogin, src.TerminateLogin, terminatedSummary))
+	h.handle("POST /identities/{login}/revalidate", admin, h.formLogin(opRevalidate, src.Revalidate, revalidatedSummary))
 }
 
 type callerKey struct{}

@@ -206,30 +206,37 @@ func (h *handler) formTerminate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// formTerminateLogin: POST /identities/{login}/terminate.
-func (h *handler) formTerminateLogin(w http.ResponseWriter, r *http.Request) {
-	if !h.checkForm(w, r) {
-		return
-	}
-	login := r.PathValue("login")
-	if res, ok := h.act(w, r, opTerminateLogin, login, func(ctx context.Context, op proxy.Operator) (Result, error) {
-		return h.opts.Source.TerminateLogin(ctx, login, op)
-	}); ok {
-		done(w, r, url.Values{"done": {opTerminateLogin}, "login": {login}, "n": {strconv.Itoa(len(res.Sessions))}})
+// formLogin answers POST /identities/{login}/terminate and
+// /identities/{login}/revalidate from the page: it runs do, named op, on the
+// login in the path and sends the browser back to the page with op, the
+// login and what summary says of the Result.
+func (h *handler) formLogin(op string, do loginOp, summary func(Result) url.Values) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !h.checkForm(w, r) {
+			return
+		}
+		login := r.PathValue("login")
+		if res, ok := h.act(w, r, op, login, func(ctx context.Context, by proxy.Operator) (Result, error) {
+			return do(ctx, login, by)
+		}); ok {
+			q := summary(res)
+			q.Set("done", op)
+			q.Set("login", login)
+			done(w, r, q)
+		}
 	}
 }
 
-// formRevalidate: POST /identities/{login}/revalidate.
-func (h *handler) formRevalidate(w http.ResponseWriter, r *http.Request) {
-	if !h.checkForm(w, r) {
-		return
-	}
-	login := r.PathValue("login")
-	if res, ok := h.act(w, r, opRevalidate, login, func(ctx context.Context, op proxy.Operator) (Result, error) {
-		return h.opts.Source.Revalidate(ctx, login, op)
-	}); ok {
-		done(w, r, url.Values{"done": {opRevalidate}, "login": {login}, "n": {strconv.Itoa(res.Checked)}, "closed": {strconv.Itoa(res.Closed)}})
-	}
+// terminatedSummary is what the page says after a terminate: how many
+// sessions ended.
+func terminatedSummary(res Result) url.Values {
+	return url.Values{"n": {strconv.Itoa(len(res.Sessions))}}
+}
+
+// revalidatedSummary is what the page says after a re-check: how many
+// sessions were checked and how many closed.
+func revalidatedSummary(res Result) url.Values {
+	return url.Values{"n": {strconv.Itoa(res.Checked)}, "closed": {strconv.Itoa(res.Closed)}}
 }
 
 // done redirects a form post back to the list (post/redirect/get), which

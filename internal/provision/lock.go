@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/waypoint-proxy/waypoint/internal/ctxtime"
 	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
@@ -53,20 +54,8 @@ func (p *Provisioner) lockAndLookup(ctx context.Context, req *plan.Request) (rol
 			return nil, nil, backendErr("lock role", err)
 		}
 		held = true
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return nil, nil, backendErr(heldMsg, err)
 		}
-	}
-}
-
-// sleepCtx waits for d or until ctx is done, returning ctx's error then.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/waypoint-proxy/waypoint/internal/ctxtime"
 	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
@@ -149,7 +151,7 @@ func (p *Provisioner) resetIn(ctx context.Context, database, role string) error 
 		if err == nil || attempt == maxApplyAttempts || !isConflict(err) {
 			return err
 		}
-		if err := sleepCtx(ctx, conflictBackoff(attempt)); err != nil {
+		if err := ctxtime.Sleep(ctx, conflictBackoff(attempt)); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
+	"github.com/waypoint-proxy/waypoint/internal/ctxtime"
 	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
@@ -96,7 +97,7 @@ func (p *Provisioner) applyLocked(ctx context.Context, req *plan.Request, found 
 			return nil, err
 		}
 		p.stats.retries.Add(1)
-		if err := sleepCtx(ctx, conflictBackoff(attempt)); err != nil {
+		if err := ctxtime.Sleep(ctx, conflictBackoff(attempt)); err != nil {
 			return nil, backendErr("retry provisioning", err)
 		}
 		if found, err = p.lookupRoles(ctx, req.LookupNames(), req.Candidates()); err != nil {

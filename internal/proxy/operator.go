@@ -229,7 +229,8 @@ func (s *Server) recordAction(action string, info SessionInfo, op Operator, outc
 		"machine", info.Machine, "by", op.Login, "by_machine", op.Machine, "via", op.Via, "outcome", outcome)
 	s.opts.Audit.LogAction(audit.Action{
 		Action: action, By: op.Login, ByMachine: op.Machine, ByNode: op.NodeID, Via: op.Via,
-		Conn: info.ID, Listener: s.opts.Listener, Login: info.Login, Machine: info.Machine,
-		NodeID: info.NodeID, Database: info.Database, Role: info.Role, Outcome: outcome,
+		Session: audit.Session{Conn: info.ID, Listener: s.opts.Listener, Login: info.Login, Machine: info.Machine,
+			NodeID: info.NodeID, Database: info.Database, Role: info.Role},
+		Outcome: outcome,
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"tailscale.com/ipn"
+
+	"github.com/waypoint-proxy/waypoint/internal/ctxtime"
 )
 
 // rewatchDelay is how long WatchPolicy waits before re-subscribing after the
@@ -43,7 +45,7 @@ func (n *Node) WatchPolicy(ctx context.Context, changed func()) {
 
 	for {
 		n.watchOnce(ctx, kick)
-		if !sleepCtx(ctx, rewatchDelay) {
+		if ctxtime.Sleep(ctx, rewatchDelay) != nil {
 			return
 		}
 	}
@@ -94,17 +96,5 @@ func signal(ch chan<- struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:
-	}
-}
-
-// sleepCtx sleeps for d, reporting false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
