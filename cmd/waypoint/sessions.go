@@ -60,6 +60,25 @@ func (f consoleFlags) client() (*console.Client, error) {
 // cliTimeout bounds one console command.
 const cliTimeout = 30 * time.Second
 
+// call runs do against the console the flags describe, within cliTimeout.
+// It returns the command's exit code: 2 when the flags do not give a
+// client (a usage problem), 1 when do fails, 0 otherwise; failures are
+// printed to stderr as "waypoint <cmd>: <error>".
+func (f consoleFlags) call(stderr io.Writer, cmd string, do func(context.Context, *console.Client) error) int {
+	c, err := f.client()
+	if err != nil {
+		fmt.Fprintf(stderr, "waypoint %s: %v\n", cmd, err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	if err := do(ctx, c); err != nil {
+		fmt.Fprintf(stderr, "waypoint %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
 func runSessions(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("sessions", "List the open sessions of every Waypoint instance, through the console's API.", stderr)
 	cf := addConsoleFlags(fs)
@@ -68,17 +87,13 @@ func runSessions(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	c, err := cf.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "waypoint sessions:", err)
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-	defer cancel()
-	sessions, unreachable, err := c.Sessions(ctx, console.Filter{Listener: *listener, Login: *login})
-	if err != nil {
-		fmt.Fprintln(stderr, "waypoint sessions:", err)
-		return 1
+	var sessions []console.Session
+	var unreachable []string
+	if code := cf.call(stderr, "sessions", func(ctx context.Context, c *console.Client) (err error) {
+		sessions, unreachable, err = c.Sessions(ctx, console.Filter{Listener: *listener, Login: *login})
+		return err
+	}); code != 0 {
+		return code
 	}
 	warnUnreachable(stderr, unreachable)
 	if *cf.asJSON {
@@ -153,22 +168,16 @@ func runTerminate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "waypoint terminate: give a session ID or -login, not both")
 		return 2
 	}
-	c, err := cf.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "waypoint terminate:", err)
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-	defer cancel()
 	var res console.Result
-	if id != "" {
-		res, err = c.Terminate(ctx, id, *instance)
-	} else {
-		res, err = c.TerminateLogin(ctx, *login)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "waypoint terminate:", err)
-		return 1
+	if code := cf.call(stderr, "terminate", func(ctx context.Context, c *console.Client) (err error) {
+		if id != "" {
+			res, err = c.Terminate(ctx, id, *instance)
+		} else {
+			res, err = c.TerminateLogin(ctx, *login)
+		}
+		return err
+	}); code != 0 {
+		return code
 	}
 	warnUnreachable(stderr, res.Unreachable)
 	if *cf.asJSON {

@@ -22,31 +22,32 @@ const module = "github.com/waypoint-proxy/waypoint"
 // may import. A package missing from this table may not exist: add it here with
 // its place in the flow when you create it.
 var internalDeps = map[string][]string{
-	"internal/identity":       {},
-	"internal/config":         {"internal/units"},
-	"internal/relay":          {},
-	"internal/acceptloop":     {"internal/ctxtime"},
-	"internal/ctxtime":        {},
-	"internal/certs":          {},
-	"internal/units":          {},
-	"internal/coord":          {},
-	"internal/httpserve":      {},
-	"internal/metrics":        {"internal/httpserve"},
-	"internal/audit":          {},
-	"internal/authz":          {"internal/identity", "internal/units"},
-	"internal/tailnet":        {"internal/identity", "internal/ctxtime"}, // includes internal/tailnet/devnet, the demo's private tailnet
-	"internal/tunnel":         {"internal/acceptloop", "internal/relay"},
-	"internal/pgserver":       {},
-	"internal/pgdemo":         {"internal/pgserver"},
-	"internal/pgwire":         {},
-	"internal/provision":      {"internal/identity", "internal/authz", "internal/provision/plan", "internal/ctxtime"},
-	"internal/provision/plan": {"internal/identity", "internal/authz"}, // the planner: pure, no database (see noDatabase)
-	"internal/proxy":          {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/acceptloop", "internal/coord", "internal/metrics", "internal/audit"},
-	"internal/pgtest":         {"internal/pgserver"},
-	"internal/tailnettest":    {"internal/identity", "internal/tailnet", "internal/tunnel"},
-	"internal/testkit":        {},
-	"internal/compat":         {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
-	"internal/console":        {"internal/identity", "internal/authz", "internal/proxy", "internal/coord", "internal/httpserve"},
+	"internal/identity":        {},
+	"internal/config":          {"internal/units"},
+	"internal/relay":           {},
+	"internal/acceptloop":      {"internal/ctxtime"},
+	"internal/ctxtime":         {},
+	"internal/certs":           {},
+	"internal/units":           {},
+	"internal/coord":           {},
+	"internal/coord/redistest": {"internal/pgserver"}, // a throwaway redis-server for tests
+	"internal/httpserve":       {},
+	"internal/metrics":         {"internal/httpserve"},
+	"internal/audit":           {},
+	"internal/authz":           {"internal/identity", "internal/units"},
+	"internal/tailnet":         {"internal/identity", "internal/ctxtime"}, // includes internal/tailnet/devnet, the demo's private tailnet
+	"internal/tunnel":          {"internal/acceptloop", "internal/relay"},
+	"internal/pgserver":        {},
+	"internal/pgdemo":          {"internal/pgserver"},
+	"internal/pgwire":          {},
+	"internal/provision":       {"internal/identity", "internal/authz", "internal/provision/plan", "internal/ctxtime"},
+	"internal/provision/plan":  {"internal/identity", "internal/authz"}, // the planner: pure, no database (see noDatabase)
+	"internal/proxy":           {"internal/identity", "internal/authz", "internal/provision", "internal/pgwire", "internal/relay", "internal/acceptloop", "internal/coord", "internal/metrics", "internal/audit"},
+	"internal/pgtest":          {"internal/pgserver"},
+	"internal/tailnettest":     {"internal/identity", "internal/tailnet", "internal/tunnel"},
+	"internal/testkit":         {},
+	"internal/compat":          {}, // runs pgx's test suite; its tests use pgtest, tailnettest, proxy, provision
+	"internal/console":         {"internal/identity", "internal/authz", "internal/proxy", "internal/coord", "internal/httpserve"},
 	// internal/server is what `waypoint serve` runs: it builds every stage
 	// from the configuration, as main did.
 	"internal/server": {"internal/config", "internal/tailnet", "internal/certs", "internal/audit", "internal/authz", "internal/coord", "internal/metrics", "internal/pgwire", "internal/provision", "internal/proxy", "internal/console"},

@@ -56,7 +56,7 @@ func ParseConsoleAccess(s string) (ConsoleAccess, error) {
 // decodeConsole decodes the "console" field of a grant object: absent or
 // null is ConsoleNone, a string must name a level.
 func decodeConsole(raw json.RawMessage) (ConsoleAccess, error) {
-	if len(raw) == 0 || string(raw) == "null" {
+	if isAbsent(raw) {
 		return ConsoleNone, nil
 	}
 	var s string

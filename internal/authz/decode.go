@@ -156,11 +156,9 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	var out Grant
-	if len(raw.Limits) > 0 && string(raw.Limits) != "null" {
-		out.Limits = new(GrantLimits)
-		if err := out.Limits.UnmarshalJSON(raw.Limits); err != nil {
-			return inField("limits", err)
-		}
+	var err error
+	if out.Limits, err = decodeOptional[GrantLimits](raw.Limits); err != nil {
+		return inField("limits", err)
 	}
 	backends, err := decodeMap[Backend](raw.Backends)
 	if err != nil {
@@ -182,14 +180,11 @@ func (be *Backend) UnmarshalJSON(b []byte) error {
 	if err := decodeStrict(b, &raw, "pg"); err != nil {
 		return err
 	}
-	var out Backend
-	if len(raw.PG) > 0 && string(raw.PG) != "null" {
-		out.PG = new(PGBackend)
-		if err := out.PG.UnmarshalJSON(raw.PG); err != nil {
-			return inField("pg", err)
-		}
+	pg, err := decodeOptional[PGBackend](raw.PG)
+	if err != nil {
+		return inField("pg", err)
 	}
-	*be = out
+	*be = Backend{PG: pg}
 	return nil
 }
 
@@ -218,6 +213,27 @@ func (d *DatabaseGrant) UnmarshalJSON(b []byte) error {
 	}
 	*d = DatabaseGrant(out)
 	return nil
+}
+
+// isAbsent reports whether a field's raw JSON is missing or null.
+func isAbsent(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// decodeOptional decodes an optional object field: nil when the field is
+// absent or null, else a new T filled by its UnmarshalJSON.
+func decodeOptional[T any, PT interface {
+	*T
+	json.Unmarshaler
+}](raw json.RawMessage) (*T, error) {
+	if isAbsent(raw) {
+		return nil, nil
+	}
+	v := PT(new(T))
+	if err := v.UnmarshalJSON(raw); err != nil {
+		return nil, err
+	}
+	return (*T)(v), nil
 }
 
 // decodeMap decodes every value of m as a JSON object of type V, in key

@@ -152,7 +152,7 @@ type limitValue struct {
 // decodeLimit decodes one limit field with parse. An absent or null field is 0.
 func decodeLimit(raw json.RawMessage, parse func(limitValue) (int64, error)) (int64, error) {
 	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
+	if isAbsent(raw) {
 		return 0, nil
 	}
 	switch raw[0] {

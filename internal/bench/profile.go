@@ -46,7 +46,7 @@ func (p *Profiler) Paths(name string) (cpu, allocsBase, allocs string) {
 // -cpuprofile), the phase records allocations only and Stop reports why.
 func (p *Profiler) Start(name string) (*Phase, error) {
 	cpu, base, _ := p.Paths(name)
-	if err := writeAllocs(base); err != nil {
+	if err := writeProfile("allocs", base); err != nil {
 		return nil, err
 	}
 	ph := &Phase{p: p, name: name}
@@ -75,26 +75,27 @@ func (ph *Phase) Stop() error {
 		}
 	}
 	_, _, allocs := ph.p.Paths(ph.name)
-	if err := writeAllocs(allocs); err != nil {
+	if err := writeProfile("allocs", allocs); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(append(errs, ph.cpuErr)...)
 }
 
-// writeAllocs writes the allocation profile as of a fresh GC (the profile
-// only reflects allocations up to the last completed collection).
-func writeAllocs(path string) error {
+// writeProfile writes the runtime profile named kind ("allocs", "heap") to
+// path, after a fresh GC: both profiles only reflect the heap as of the last
+// completed collection.
+func writeProfile(kind, path string) error {
 	runtime.GC()
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("bench: create allocation profile: %w", err)
+		return fmt.Errorf("bench: create %s profile: %w", kind, err)
 	}
-	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+	if err := pprof.Lookup(kind).WriteTo(f, 0); err != nil {
 		f.Close()
-		return fmt.Errorf("bench: write allocation profile: %w", err)
+		return fmt.Errorf("bench: write %s profile: %w", kind, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("bench: write allocation profile: %w", err)
+		return fmt.Errorf("bench: write %s profile: %w", kind, err)
 	}
 	return nil
 }
@@ -106,19 +107,7 @@ func (p *Profiler) HeapPath(name string) string {
 
 // WriteHeap writes the live heap (after a GC) as bench-<name>.heap.prof.
 func (p *Profiler) WriteHeap(name string) error {
-	runtime.GC()
-	f, err := os.Create(p.HeapPath(name))
-	if err != nil {
-		return fmt.Errorf("bench: create heap profile: %w", err)
-	}
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-		f.Close()
-		return fmt.Errorf("bench: write heap profile: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("bench: write heap profile: %w", err)
-	}
-	return nil
+	return writeProfile("heap", p.HeapPath(name))
 }
 
 // TopHeap runs `go tool pprof -top` on the heap profile name, showing live

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os/exec"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -343,11 +344,28 @@ func (h *harness) waitQuiet() {
 			return
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("still busy after a minute: %d backends, %d Waypoint sessions, %d L4 sessions",
-				backends, h.srv.ActiveSessions(), h.l4.active.Load())
+			h.t.Fatalf("still busy after a minute: %d backends, %d Waypoint sessions, %d L4 sessions; the backends:\n%s",
+				backends, h.srv.ActiveSessions(), h.l4.active.Load(), h.describeBackends(super))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// describeBackends lists the client backends waitQuiet waits for, one line
+// each, for the message of a phase that never went quiet.
+func (h *harness) describeBackends(super *pgx.Conn) string {
+	rows, err := super.Query(context.Background(), `SELECT format('pid %s %s@%s from %s, %s since %s (started %s): %s',
+			pid, usename, datname, coalesce(client_addr::text, 'socket'), state, state_change, backend_start, left(query, 200))
+		FROM pg_stat_activity WHERE backend_type = 'client backend' AND usename <> ALL ($1)`,
+		[]string{h.pg.SuperUser, h.pg.AdminUser})
+	if err != nil {
+		return err.Error()
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err.Error()
+	}
+	return strings.Join(lines, "\n")
 }
 
 // forward exposes addr on a 127.0.0.1 port tunnelled through c with the

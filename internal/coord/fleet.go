@@ -283,18 +283,7 @@ func (f *Fleet) beat(ctx context.Context) error {
 // heartbeat beats every Interval until Close.
 func (f *Fleet) heartbeat() {
 	defer f.wg.Done()
-	t := time.NewTicker(f.opts.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-f.stop:
-			return
-		case <-t.C:
-			if err := f.beat(context.Background()); err != nil {
-				f.report(err)
-			}
-		}
-	}
+	every(f.opts.Interval, f.stop, func() error { return f.beat(context.Background()) }, f.report)
 }
 
 // Members lists every instance in the registry, this one included, in

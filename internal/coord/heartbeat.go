@@ -12,15 +12,21 @@ import (
 // heartbeat refreshes this instance's state every LeaseTTL/3 until Close.
 func (r *Redis) heartbeat() {
 	defer r.wg.Done()
-	t := time.NewTicker(r.opts.LeaseTTL / 3)
+	every(r.opts.LeaseTTL/3, r.stop, r.refresh, r.report)
+}
+
+// every calls fn every interval until stop is closed, handing its errors to
+// report. It returns when stop is closed.
+func every(interval time.Duration, stop <-chan struct{}, fn func() error, report func(error)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-r.stop:
+		case <-stop:
 			return
 		case <-t.C:
-			if err := r.refresh(); err != nil {
-				r.report(err)
+			if err := fn(); err != nil {
+				report(err)
 			}
 		}
 	}

@@ -92,12 +92,7 @@ func (s *Server) superExec(ctx context.Context, database string, statements ...s
 
 // connectSocket connects as the superuser over the cluster's Unix socket.
 func (s *Server) connectSocket(ctx context.Context, database string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable",
-		quoteConnValue(s.Dir), s.srv.Port, superUser, database))
-	if err != nil {
-		return nil, fmt.Errorf("pgdemo: superuser connection config: %w", err)
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.Connect(ctx, s.srv.SocketConnString(superUser, database))
 	if err != nil {
 		return nil, fmt.Errorf("pgdemo: connect as superuser to %s: %w", database, err)
 	}
@@ -106,8 +101,3 @@ func (s *Server) connectSocket(ctx context.Context, database string) (*pgx.Conn,
 
 // quoteLiteral quotes a SQL string literal (standard_conforming_strings on).
 func quoteLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
-
-// quoteConnValue quotes a keyword/value connection-string value.
-func quoteConnValue(v string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
-}

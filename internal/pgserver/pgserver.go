@@ -250,6 +250,20 @@ func PrepareDir(dir string, cred *syscall.Credential) error {
 	return nil
 }
 
+// SocketConnString is the keyword/value connection string (for pgx or
+// libpq) of user's login to database over the server's Unix socket, which
+// the cluster's configuration must put in Dir. It asks for no TLS: a Unix
+// socket does not carry it.
+func (s *Server) SocketConnString(user, database string) string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable",
+		quoteConnValue(s.Dir), s.Port, quoteConnValue(user), quoteConnValue(database))
+}
+
+// quoteConnValue quotes a keyword/value connection-string value.
+func quoteConnValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 // Another process may take it before the server binds it.
 func FreePort() (int, error) {

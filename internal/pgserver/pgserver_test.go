@@ -209,3 +209,12 @@ func TestServer_Lifecycle(t *testing.T) {
 		t.Errorf("server log: got %q, want a clean shutdown", log)
 	}
 }
+
+func TestSocketConnString(t *testing.T) {
+	s := &Server{Dir: `/tmp/a b'c\d`, Port: 5433}
+	got := s.SocketConnString("o'neil", "app db")
+	want := `host='/tmp/a b\'c\\d' port=5433 user='o\'neil' dbname='app db' sslmode=disable`
+	if got != want {
+		t.Errorf("SocketConnString = %s, want %s", got, want)
+	}
+}

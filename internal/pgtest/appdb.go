@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // CreateAppDatabase creates database name, owned by the superuser, with a
@@ -43,19 +45,14 @@ func (c *Cluster) createAppDatabase(name string) error {
 	if err := c.exec("postgres", "CREATE DATABASE "+quoteIdent(name)+" OWNER "+quoteIdent(c.SuperUser)); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	conn, err := c.connectSocket(ctx, name)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	// Simple protocol: several statements in one round trip, one implicit
-	// transaction.
-	if _, err := conn.PgConn().Exec(ctx, appFixtureSQL(name, c.AdminUser)).ReadAll(); err != nil {
-		return fmt.Errorf("pgtest: create app fixture in %q: %w", name, err)
-	}
-	return nil
+	return c.withSuper(name, func(ctx context.Context, conn *pgx.Conn) error {
+		// Simple protocol: several statements in one round trip, one
+		// implicit transaction.
+		if _, err := conn.PgConn().Exec(ctx, appFixtureSQL(name, c.AdminUser)).ReadAll(); err != nil {
+			return fmt.Errorf("pgtest: create app fixture in %q: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // appFixtureSQL returns the statements that fill an app database.

@@ -67,15 +67,7 @@ func lookupShared(key string) (*sharedCluster, error) {
 	if !registry.main {
 		return nil, fmt.Errorf("pgtest: Shared needs TestMain to call pgtest.Main: func TestMain(m *testing.M) { pgtest.Main(m) }")
 	}
-	if registry.clusters == nil {
-		registry.clusters = map[string]*sharedCluster{}
-	}
-	sc := registry.clusters[key]
-	if sc == nil {
-		sc = &sharedCluster{}
-		registry.clusters[key] = sc
-	}
-	return sc, nil
+	return entry(&registry.clusters, key), nil
 }
 
 // sharedKey identifies normalised opts with a resolved Version.
@@ -152,4 +144,18 @@ func EachVersion(t *testing.T, opts Options, fn func(t *testing.T, c *Cluster)) 
 			fn(t, Shared(t, o))
 		})
 	}
+}
+
+// entry returns (*m)[k], first making the map and a zero V there if
+// missing. The caller holds the lock that guards *m.
+func entry[K comparable, V any](m *map[K]*V, k K) *V {
+	if *m == nil {
+		*m = map[K]*V{}
+	}
+	v := (*m)[k]
+	if v == nil {
+		v = new(V)
+		(*m)[k] = v
+	}
+	return v
 }

@@ -21,19 +21,9 @@ func quoteIdent(name string) string { return pgx.Identifier{name}.Sanitize() }
 // quoteLiteral quotes a SQL string literal (standard_conforming_strings on).
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// quoteConnValue quotes a keyword/value connection-string value.
-func quoteConnValue(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
 // connectSocket connects as the superuser over the trusted Unix socket.
 func (c *Cluster) connectSocket(ctx context.Context, database string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable",
-		quoteConnValue(c.Dir), c.Port, quoteConnValue(c.SuperUser), quoteConnValue(database)))
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: superuser connection config: %w", err)
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.Connect(ctx, c.srv.SocketConnString(c.SuperUser, database))
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: connect as superuser to %q: %w", database, err)
 	}
@@ -65,6 +55,17 @@ func (c *Cluster) Exec(tb testing.TB, database, sql string, args ...any) {
 
 // exec is Exec returning its error.
 func (c *Cluster) exec(database, sql string, args ...any) error {
+	return c.withSuper(database, func(ctx context.Context, conn *pgx.Conn) error {
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			return fmt.Errorf("pgtest: exec in %q: %w%s\n%s", database, err, pgDetail(err), sql)
+		}
+		return nil
+	})
+}
+
+// withSuper runs fn on a superuser connection of its own to database,
+// everything within opTimeout.
+func (c *Cluster) withSuper(database string, fn func(context.Context, *pgx.Conn) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	conn, err := c.connectSocket(ctx, database)
@@ -72,10 +73,7 @@ func (c *Cluster) exec(database, sql string, args ...any) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		return fmt.Errorf("pgtest: exec in %q: %w%s\n%s", database, err, pgDetail(err), sql)
-	}
-	return nil
+	return fn(ctx, conn)
 }
 
 // pgDetail returns the DETAIL of a server error, for messages (pgx's

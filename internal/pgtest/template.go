@@ -58,15 +58,7 @@ func lookupTemplate(bin string) *template {
 	}
 	templates.mu.Lock()
 	defer templates.mu.Unlock()
-	if templates.byBin == nil {
-		templates.byBin = map[string]*template{}
-	}
-	t := templates.byBin[bin]
-	if t == nil {
-		t = &template{}
-		templates.byBin[bin] = t
-	}
-	return t
+	return entry(&templates.byBin, bin)
 }
 
 // makeTemplate runs initdb into a new directory and returns it.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
@@ -253,17 +255,15 @@ func classifyConnect(database string, err error) error {
 // retry: another instance created the same group, or updated the same
 // catalog row, between our lookup and our transaction.
 func isConflict(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	switch {
+	case !ok:
 		return false
-	}
-	switch pgErr.Code {
-	case sqlstateDuplicateObject, sqlstateUniqueViolation, sqlstateSerialization, sqlstateDeadlock:
+	case slices.Contains([]string{sqlstateDuplicateObject, sqlstateUniqueViolation, sqlstateSerialization, sqlstateDeadlock}, pgErr.Code):
 		return true
-	case sqlstateInternal:
-		return strings.Contains(pgErr.Message, "concurrently")
+	default:
+		return pgErr.Code == sqlstateInternal && strings.Contains(pgErr.Message, "concurrently")
 	}
-	return false
 }
 
 // firstMissing returns the first object ("table private.secrets") in schema

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
@@ -97,13 +99,6 @@ func (p *Provisioner) ensureUsersGroup(ctx context.Context) error {
 // isDuplicate reports whether err says the object already exists (another
 // instance created it first).
 func isDuplicate(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code {
-	case sqlstateDuplicateObject, sqlstateUniqueViolation, sqlstateDuplicateSchema, sqlstateDuplicateTable:
-		return true
-	}
-	return false
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && slices.Contains([]string{sqlstateDuplicateObject, sqlstateUniqueViolation, sqlstateDuplicateSchema, sqlstateDuplicateTable}, pgErr.Code)
 }

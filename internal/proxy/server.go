@@ -242,20 +242,11 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // track records ln so that Shutdown closes it at once; it reports false,
 // tracking nothing, once the server is closing.
-func (s *Server) track(ln net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.listeners[ln] = struct{}{}
-	return true
-}
+func (s *Server) track(ln net.Listener) bool { return addUnlessClosing(s, s.listeners, ln) }
 
+// untrack forgets ln and closes it.
 func (s *Server) untrack(ln net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, ln)
-	s.mu.Unlock()
+	removeFrom(s, s.listeners, ln)
 	ln.Close()
 }
 
@@ -310,18 +301,28 @@ func (s *Server) ActiveSessions() int {
 	return len(s.sessions)
 }
 
-func (s *Server) addSession(sess *session) bool {
+// addSession records sess so that Shutdown can stop it; it reports false,
+// recording nothing, once the server is closing.
+func (s *Server) addSession(sess *session) bool { return addUnlessClosing(s, s.sessions, sess) }
+
+func (s *Server) removeSession(sess *session) { removeFrom(s, s.sessions, sess) }
+
+// addUnlessClosing adds v to set, one of s's sets guarded by s.mu, unless s
+// is closing; it reports whether it did. Shutdown sets closing under the
+// same lock, so nothing joins a set after Shutdown has walked it.
+func addUnlessClosing[T comparable](s *Server, set map[T]struct{}, v T) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.sessions[sess] = struct{}{}
+	set[v] = struct{}{}
 	return true
 }
 
-func (s *Server) removeSession(sess *session) {
+// removeFrom deletes v from set, one of s's sets guarded by s.mu.
+func removeFrom[T comparable](s *Server, set map[T]struct{}, v T) {
 	s.mu.Lock()
-	delete(s.sessions, sess)
+	delete(set, v)
 	s.mu.Unlock()
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgserver"
 )
 
 // startTimeout bounds waiting for a started server to answer PING.
@@ -42,7 +44,7 @@ func Start(tb testing.TB) *Server {
 	if err != nil {
 		skipOrFatal(tb, fmt.Errorf("redistest: redis-server not found: %w", err))
 	}
-	port, err := freePort()
+	port, err := pgserver.FreePort() // Restart fails the test loudly if another process took it meanwhile
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -134,17 +136,6 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before redis-server binds it; Restart then fails the test loudly.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("redistest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // skipOrFatal ends the test for a missing redis-server: a skip locally, a
