@@ -195,6 +195,36 @@ func packageImports(t *testing.T, root string) map[string][]string {
 	t.Helper()
 	seen := map[string]map[string]bool{}
 	fset := token.NewFileSet()
+	for _, p := range sourceFiles(t, root) {
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(p))
+		pkg := filepath.ToSlash(rel)
+		if seen[pkg] == nil {
+			seen[pkg] = map[string]bool{}
+		}
+		for _, is := range f.Imports {
+			imp, _ := strconv.Unquote(is.Path.Value)
+			seen[pkg][imp] = true
+		}
+	}
+	out := map[string][]string{}
+	for pkg, set := range seen {
+		for imp := range set {
+			out[pkg] = append(out[pkg], imp)
+		}
+		sort.Strings(out[pkg])
+	}
+	return out
+}
+
+// sourceFiles returns every non-test Go file under root, outside testdata,
+// node_modules and hidden directories.
+func sourceFiles(t *testing.T, root string) []string {
+	t.Helper()
+	var files []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -206,35 +236,15 @@ func packageImports(t *testing.T, root string) map[string][]string {
 			}
 			return nil
 		}
-		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, filepath.Dir(p))
-		pkg := filepath.ToSlash(rel)
-		if seen[pkg] == nil {
-			seen[pkg] = map[string]bool{}
-		}
-		for _, is := range f.Imports {
-			imp, _ := strconv.Unquote(is.Path.Value)
-			seen[pkg][imp] = true
+		if strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			files = append(files, p)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]string{}
-	for pkg, set := range seen {
-		for imp := range set {
-			out[pkg] = append(out[pkg], imp)
-		}
-		sort.Strings(out[pkg])
-	}
-	return out
+	return files
 }
 
 func moduleRoot(t *testing.T) string {
