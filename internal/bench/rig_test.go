@@ -133,6 +133,7 @@ func (h *harness) startWaypoint() {
 		defer cancel()
 		h.prov, err = provision.New(ctx, provision.Options{
 			AdminConnString: h.pg.ConnString(h.pg.AdminUser, h.pg.AdminPassword, "postgres"),
+			Logger:          slog.New(slog.NewTextHandler(h.logs, nil)), // lease warnings show in failures' "waypoint log"
 		})
 		if err != nil {
 			return

@@ -38,12 +38,15 @@ type leaseLock struct {
 	d      *postgres
 	names  []string // sorted, distinct
 	holder string   // random token naming this lease
+	// expires is when the lease ends by itself at the latest: leaseTTL
+	// after newLease, which runs before the lease is taken.
+	expires time.Time
 }
 
 func (d *postgres) newLease(names []string) *leaseLock {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return &leaseLock{d: d, names: lockNames(names), holder: hex.EncodeToString(b)}
+	return &leaseLock{d: d, names: lockNames(names), holder: hex.EncodeToString(b), expires: time.Now().Add(leaseTTL)}
 }
 
 // acquireSQL takes a lease in one implicit transaction, or fails with
@@ -105,20 +108,45 @@ func (d *postgres) tryLease(ctx context.Context, name string) (l *leaseLock, ok 
 	return l, true, nil
 }
 
-// unlock ends the lease. When the admin connection it used was dead (the
-// backend restarted, say: its idle siblings are dead too), the pools are
-// reset and the release tried once more, so that a restart does not leave
-// the role locked. A lease that still cannot be released expires by itself
-// after leaseTTL.
+// unlock ends the lease. A release that fails is tried again, with a
+// growing pause, until it succeeds, the Provisioner closes, or the lease
+// has expired by itself (leaseTTL after it was taken): a release lost to a
+// slow moment (an admin pool exhausted under load, a backend restart) would
+// otherwise lock the role, and refuse every login of its identity, for up to
+// leaseTTL. When the admin connection was dead (the backend restarted, say:
+// its idle siblings are dead too), the pools are reset first. Rotations of
+// the same role in this process wait for unlock to return.
 func (l *leaseLock) unlock() {
+	pause := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := l.release()
+		if err == nil {
+			if attempt > 1 {
+				l.d.p.log.Info("released role lease after retrying", "roles", l.names, "attempts", attempt)
+			}
+			return
+		}
+		if l.d.p.isClosed() || time.Now().Add(pause).After(l.expires) {
+			l.d.p.log.Warn("could not release role lease; it expires by itself", "roles", l.names,
+				"expires_in", time.Until(l.expires).Round(time.Second), "attempts", attempt, "err", err)
+			return
+		}
+		if attempt == 1 {
+			l.d.p.log.Warn("could not release role lease; retrying", "roles", l.names, "err", err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+// release runs releaseSQL once, within unlockTimeout, resetting the pools
+// when the connection it used was dead.
+func (l *leaseLock) release() error {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
 	_, err := l.d.p.adminPool.Exec(ctx, releaseSQL, l.names, l.holder)
 	if err != nil && ctx.Err() == nil && isDeadConn(err) {
 		l.d.p.resetPools()
-		_, err = l.d.p.adminPool.Exec(ctx, releaseSQL, l.names, l.holder)
 	}
-	if err != nil {
-		l.d.p.log.Warn("could not release role lease; it expires by itself", "roles", l.names, "expires_in", leaseTTL, "err", err)
-	}
+	return err
 }

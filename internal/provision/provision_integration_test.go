@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -569,5 +572,44 @@ func TestIntegration_CleanupFromTwoInstances(t *testing.T) {
 				t.Errorf("role %s still exists", r)
 			}
 		}
+	})
+}
+
+// TestIntegration_LeaseReleaseRetried holds the lease row locked for longer
+// than one release may take (unlockTimeout), as a busy or briefly stuck
+// admin database would: the first release times out, and the lease must
+// still end once the row is free, not stay held until leaseTTL and refuse
+// every login of the identity until then.
+func TestIntegration_LeaseReleaseRetried(t *testing.T) {
+	pgtest.EachVersion(t, pgtest.Options{}, func(t *testing.T, c *pgtest.Cluster) {
+		c.CreateAppDatabase(t, "appdb")
+		var logs testkit.SyncBuffer
+		p := newTestProvisioner(t, c, Options{Logger: slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))})
+		pr, eff := peer("lena@example.com", "laptop", "n31"), effective("appdb", authz.Readonly, "public")
+		l := ensure(t, p, pr, eff)
+
+		blocker := c.Super(t, "postgres")
+		ctx := testCtx(t)
+		tx, err := blocker.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var locked int
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+leaseTable+" WHERE role = $1 FOR UPDATE) r", l.Role).Scan(&locked); err != nil || locked != 1 {
+			t.Fatalf("lock the lease row of %s: %d rows, %v", l.Role, locked, err)
+		}
+		l.Release()
+		// The release is blocked on the row until its first attempt fails.
+		testkit.WaitFor(t, 3*unlockTimeout, "the first release to fail", func() bool {
+			return strings.Contains(logs.String(), "could not release role lease; retrying")
+		})
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p.waitUnlocks(ctx)
+		if got := superQueryString(t, c, "postgres", "SELECT (held_until = '-infinity')::text FROM "+leaseTable+" WHERE role = $1", l.Role); got != "true" {
+			t.Fatalf("lease of %s still held after its release was retried (held_until = '-infinity' is %s)", l.Role, got)
+		}
+		login(t, c, ensure(t, p, pr, eff))
 	})
 }

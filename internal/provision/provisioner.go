@@ -268,6 +268,13 @@ func (p *Provisioner) resetPools() {
 	}
 }
 
+// isClosed reports whether Close has been called.
+func (p *Provisioner) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
 // Stats returns a snapshot of the counters.
 func (p *Provisioner) Stats() Stats {
 	c := &p.stats

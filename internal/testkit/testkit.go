@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use, e.g. a log written by
@@ -61,4 +62,18 @@ func ServeLoopback(tb testing.TB, handle func(net.Conn)) string {
 	}
 	Serve(tb, ln, handle)
 	return ln.Addr().String()
+}
+
+// WaitFor polls cond every 20ms until it holds, failing tb with what was
+// awaited when it still does not after timeout. The timeout bounds a hang;
+// it is not a performance claim, so make it generous.
+func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("still waiting after %v for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
