@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/waypoint-proxy/waypoint/internal/coord"
 	"github.com/waypoint-proxy/waypoint/internal/coord/redistest"
 )

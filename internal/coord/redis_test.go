@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/waypoint-proxy/waypoint/internal/coord"
 	"github.com/waypoint-proxy/waypoint/internal/coord/redistest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // twoInstances returns two stores with distinct instance IDs on one server.
@@ -77,7 +79,7 @@ func TestRedisCrashedInstanceStopsCounting(t *testing.T) {
 		t.Fatalf("B.Acquire while A holds %d: %v, want ErrLimit", max, err)
 	}
 	a.Crash()
-	eventually(t, 10*time.Second, "admitted after A crashed", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "admitted after A crashed", func() bool {
 		_, err := b.Acquire(t.Context(), subject, max)
 		return err == nil
 	})
@@ -118,7 +120,7 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 
 	srv.Restart(t) // empty: the heartbeat must re-create the live lease only
 	var got int
-	eventually(t, 15*time.Second, "live lease re-created", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "live lease re-created", func() bool {
 		n, err := a.Count(t.Context(), subject)
 		got = n
 		return err == nil && n > 0

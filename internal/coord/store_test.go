@@ -81,19 +81,6 @@ func wantCount(t *testing.T, s coord.Store, subject string, want int) {
 	}
 }
 
-// eventually polls cond every 20ms until it holds or timeout passes (a
-// liveness deadline, not a timing assertion).
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: still not %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestStoreLimits(t *testing.T) {
 	tests := []struct {
 		max, attempts, wantAdmitted int

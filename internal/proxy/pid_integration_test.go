@@ -3,11 +3,13 @@ package proxy_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 )
@@ -83,13 +85,14 @@ func TestIntegration_Proxy_BackendPID(t *testing.T) {
 			}
 			for _, w := range wrong {
 				t.Run(w.name, func(t *testing.T) {
-					done := runQuery(conn, "select pg_sleep(5)")
+					done := runQuery(conn, longSleepSQL)
 					// The next subtest uses conn: even when this one fails
 					// before it took the query's result, the query must
 					// have ended first.
 					taken := false
 					t.Cleanup(func() {
 						if !taken {
+							pg.Exec(t, "postgres", "select pg_cancel_backend($1)", int32(pid))
 							drain(done)
 						}
 					})
@@ -160,27 +163,43 @@ func waitPgSleep(t *testing.T, pg *pgtest.Cluster, pid uint32) time.Time {
 	return started
 }
 
+// longSleepSQL is the query of a negative cancel test: long enough that it
+// is still running however slowly the forged cancels travel, since
+// requireNotCancelled ends it itself.
+const longSleepSQL = "select pg_sleep(120)"
+
 // requireNotCancelled is the end of a negative cancel test: cancels were
-// sent to backend pid while it was in the pg_sleep that began at started
-// (waitPgSleep), and the query, whose result done delivers, must not have
-// been cancelled. If the backend has left that sleep by now, the query
-// either failed (the cancel worked: the test fails) or ended before the
-// cancels could have reached it (the test proved nothing: it fails too, and
-// says so).
+// sent to backend pid while it was in the pg_sleep of longSleepSQL that
+// began at started (waitPgSleep), and none may have cancelled it. The
+// backend must still be in that very sleep; the test then ends the query
+// with pg_cancel_backend and takes its result from done, so that the
+// connection is free again. A query that failed (the forged cancel worked)
+// or ended (the test proved nothing) fails the test.
 func requireNotCancelled(t *testing.T, pg *pgtest.Cluster, pid uint32, started time.Time, done <-chan error) {
 	t.Helper()
+	super := pg.Super(t, "postgres")
 	var now time.Time
-	err := pg.Super(t, "postgres").QueryRow(context.Background(), sleepingSQL, int32(pid)).Scan(&now)
-	sleeping := err == nil && now.Equal(started)
+	if err := super.QueryRow(context.Background(), sleepingSQL, int32(pid)).Scan(&now); err != nil || !now.Equal(started) {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the query failed after the CancelRequests: %v", err)
+			}
+			t.Fatalf("backend %d's pg_sleep ended before the CancelRequests could reach it: the test proves nothing", pid)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("backend %d left the pg_sleep that began at %v, but its query has not returned", pid, started)
+		}
+	}
+	var ok bool
+	if err := super.QueryRow(context.Background(), "select pg_cancel_backend($1)", int32(pid)).Scan(&ok); err != nil || !ok {
+		t.Fatalf("pg_cancel_backend(%d) = %v, %v", pid, ok, err)
+	}
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("the query failed after the CancelRequests: %v", err)
-		}
-		if !sleeping {
-			t.Fatalf("backend %d's pg_sleep ended before the CancelRequests could reach it: the test proves nothing; lengthen the sleep", pid)
+		if pgErr, isPG := errors.AsType[*pgconn.PgError](err); !isPG || pgErr.Code != "57014" {
+			t.Fatalf("after pg_cancel_backend the query returned %v, want 57014", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("the query still runs 30 s after it should have ended")
+		t.Fatal("the query still runs 30 s after pg_cancel_backend")
 	}
 }
