@@ -29,10 +29,10 @@ const (
 // case-sensitive, unknown keys and wrong types are errors, and it carries on
 // after an error so that one run reports every problem.
 //
-// It walks the tree instead of letting the TOML library decode into tagged
-// structs because neither BurntSushi/toml nor go-toml can keep that promise:
-// both stop at the first type mismatch, and both report unknown keys without
-// array indices ("listeners.postgres.bogus", not listeners[1]…).
+// It walks the tree instead of letting go-toml decode into tagged structs
+// because go-toml cannot keep that promise: it stops at the first type
+// mismatch, and its strict mode reports unknown keys without array indices
+// ("listeners.postgres.bogus", not listeners[1]…).
 type decoder struct {
 	lookupEnv func(string) (string, bool)
 	errs      *errorList
@@ -280,15 +280,8 @@ func (t *table) tables(k string) []*table {
 	if !ok {
 		return nil
 	}
-	var elems []any
-	switch v := v.(type) {
-	case []map[string]any:
-		for _, m := range v {
-			elems = append(elems, m)
-		}
-	case []any:
-		elems = v
-	default:
+	elems, isArray := v.([]any)
+	if !isArray {
 		t.wrongType(k, "an array of tables ([["+k+"]])", v)
 		return nil
 	}
@@ -318,9 +311,9 @@ func tomlType(v any) string {
 		return "a boolean"
 	case map[string]any:
 		return "a table"
-	case []any, []map[string]any:
+	case []any:
 		return "an array"
-	default:
+	default: // time.Time, toml.LocalDate, toml.LocalDateTime, toml.LocalTime
 		return "a date/time"
 	}
 }
