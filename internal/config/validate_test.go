@@ -90,6 +90,7 @@ func TestParse_Refusals(t *testing.T) {
 		{"syntax error in value", okTailscale + "x = \"unterminated #<-\n", "", "syntax error"},
 		{"duplicate key", okTailscale + "hostname = \"again\" #<-\n" + ok1, "", "syntax error: key hostname is already defined"},
 		{"table defined twice", okTailscale + ok1 + "[tailscale] #<-\n", "", "syntax error: table tailscale already exists"},
+		{"table reopened after dotted keys", "tailscale.hostname = \"wp\"\n[tailscale] #<-\n" + ok1, "", "syntax error: table tailscale already exists as defined by a dotted key"},
 		{"array of tables after an array", "listeners = []\n" + okTailscale + "[[listeners]] #<-\n", "", "syntax error: key listeners already exists as a value"},
 		{"invalid escape", okTailscale + "state_dir = \"C:\\q\" #<-\n" + ok1, "", "syntax error: invalid escape"},
 		{"wrong type offset date-time", okTailscale + "control_url = 1979-05-27T07:32:00Z #<-\n" + ok1, "tailscale.control_url", "must be a string, not a date/time"},
