@@ -86,7 +86,7 @@ admin_user = "a"
 			[]string{":9:", "listeners[0].tls_mode", "off"}},
 		{"unset variable", strings.Replace(base, `admin_user = "waypoint_admin"`, "admin_user = \"waypoint_admin\"\nadmin_password = \"${WAYPOINT_TEST_UNSET_VAR}\"", 1),
 			[]string{":13:", "WAYPOINT_TEST_UNSET_VAR"}},
-		{"syntax error", base + "\n[broken\n", []string{":15:"}},
+		{"syntax error", base + "\n[broken\n", []string{":14:", "syntax error"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

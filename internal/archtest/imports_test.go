@@ -64,7 +64,6 @@ var restricted = map[string][]string{
 	"tailscale.com":                       {"internal/tailnet", "internal/tailnettest"},
 	"github.com/jackc/pgx/v5/pgproto3":    {"internal/pgwire"},
 	"github.com/jackc/pgx/v5/pgconn":      {"internal/pgwire", "internal/provision", "internal/pgtest"},
-	"github.com/BurntSushi/toml":          {"internal/config"},
 	"github.com/pelletier/go-toml/v2":     {"internal/config"},
 	"github.com/pganalyze/pg_query_go/v6": {"internal/provision/plan"},
 }

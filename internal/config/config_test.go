@@ -431,6 +431,17 @@ listeners = [
 	}
 }
 
+// A UTF-8 byte-order mark, which some editors write, is not part of the
+// document: the file parses, and its lines count from the first as before.
+func TestParse_ByteOrderMark(t *testing.T) {
+	c := mustParse(t, "\ufeff"+minimal, nil)
+	if c.Tailscale.Hostname != "wp" {
+		t.Errorf("hostname = %q, want wp", c.Tailscale.Hostname)
+	}
+	_, err := Parse([]byte("\ufeff[tailscale]\nhostname = 5\n"), nil)
+	assertHas(t, asErrors(t, err), "tailscale.hostname", 2, "must be a string, not an integer")
+}
+
 func TestEffectiveAllowRawSQL(t *testing.T) {
 	yes, no := true, false
 	tests := []struct {

@@ -29,10 +29,10 @@ const (
 // case-sensitive, unknown keys and wrong types are errors, and it carries on
 // after an error so that one run reports every problem.
 //
-// It walks the tree instead of letting the TOML library decode into tagged
-// structs because neither BurntSushi/toml nor go-toml can keep that promise:
-// both stop at the first type mismatch, and both report unknown keys without
-// array indices ("listeners.postgres.bogus", not listeners[1]…).
+// It walks the tree instead of letting go-toml decode into tagged structs
+// because go-toml cannot keep that promise: it stops at the first type
+// mismatch, and its strict mode reports unknown keys without array indices
+// ("listeners.postgres.bogus", not listeners[1]…).
 type decoder struct {
 	lookupEnv func(string) (string, bool)
 	errs      *errorList
@@ -66,6 +66,19 @@ func (t *table) wrongType(k, want string, v any) {
 	t.d.errs.addf(t.key(k), "must be %s, not %s", want, tomlType(v))
 }
 
+// typed returns the value of k if it is a T. ok is false when k is absent
+// or, reported as wanting want, holds another type.
+func typed[T any](t *table, k, want string) (x T, ok bool) {
+	v, present := t.get(k)
+	if !present {
+		return x, false
+	}
+	if x, ok = v.(T); !ok {
+		t.wrongType(k, want, v)
+	}
+	return x, ok
+}
+
 // finish reports every key of t that no getter read, in name order (the
 // errors are sorted by line later).
 func (t *table) finish() {
@@ -84,16 +97,8 @@ func (t *table) finish() {
 // str reads the string k into dst, expanding ${VAR}; absent leaves dst
 // alone. It reports whether k was present and valid.
 func (t *table) str(k string, dst *string) bool {
-	v, ok := t.get(k)
-	if !ok {
-		return false
-	}
-	s, isString := v.(string)
-	if !isString {
-		t.wrongType(k, "a string", v)
-		return false
-	}
-	return t.d.expand(t.key(k), s, dst)
+	s, ok := typed[string](t, k, "a string")
+	return ok && t.d.expand(t.key(k), s, dst)
 }
 
 // expand stores s, with ${VAR} expanded, in dst, or reports why it cannot.
@@ -126,13 +131,8 @@ func (t *table) enum(k string, dst *string, def string) {
 // leaves dst alone. It reports whether k was present and every element
 // valid (invalid elements are reported and left out).
 func (t *table) strList(k string, dst *[]string) bool {
-	v, ok := t.get(k)
+	items, ok := typed[[]any](t, k, "an array of strings")
 	if !ok {
-		return false
-	}
-	items, isArray := v.([]any)
-	if !isArray {
-		t.wrongType(k, "an array of strings", v)
 		return false
 	}
 	out := make([]string, 0, len(items))
@@ -171,29 +171,19 @@ func (t *table) enumList(k string, dst *[]string) {
 // boolean reads the boolean k into dst; absent leaves dst alone. It reports
 // whether k was present and valid.
 func (t *table) boolean(k string, dst *bool) bool {
-	v, ok := t.get(k)
-	if !ok {
-		return false
+	b, ok := typed[bool](t, k, "true or false")
+	if ok {
+		*dst = b
 	}
-	b, isBool := v.(bool)
-	if !isBool {
-		t.wrongType(k, "true or false", v)
-		return false
-	}
-	*dst = b
-	return true
+	return ok
 }
 
 // integer reads the integer k into dst; absent leaves dst alone.
 func (t *table) integer(k string, dst *int) {
-	v, ok := t.get(k)
-	if !ok {
-		return
-	}
-	n, isInt := v.(int64)
+	n, ok := typed[int64](t, k, "an integer")
 	switch {
-	case !isInt:
-		t.wrongType(k, "an integer", v)
+	case !ok:
+		return
 	case n > math.MaxInt32 || n < math.MinInt32:
 		t.d.errs.addf(t.key(k), "%d is out of range", n)
 	default:
@@ -217,16 +207,9 @@ func (t *table) duration(k string, dst *time.Duration, def time.Duration) {
 		}
 		*dst = 0
 	case string:
-		var s string
-		if !t.d.expand(t.key(k), v, &s) {
-			return
+		if d, ok := parseString(t, k, v, units.ParseDuration); ok {
+			*dst = d
 		}
-		d, err := units.ParseDuration(s)
-		if err != nil {
-			t.d.errs.add(t.key(k), err.Error())
-			return
-		}
-		*dst = d
 	default:
 		t.wrongType(k, "a duration string such as \"90s\"", v)
 	}
@@ -243,30 +226,33 @@ func (t *table) byteSize(k string, dst *int64) {
 	case int64:
 		*dst = v
 	case string:
-		var s string
-		if !t.d.expand(t.key(k), v, &s) {
-			return
+		if n, ok := parseString(t, k, v, units.ParseByteSize); ok {
+			*dst = n
 		}
-		n, err := units.ParseByteSize(s)
-		if err != nil {
-			t.d.errs.add(t.key(k), err.Error())
-			return
-		}
-		*dst = n
 	default:
 		t.wrongType(k, "a size such as \"10GB\" or a number of bytes", v)
 	}
 }
 
+// parseString expands ${VAR} in s, the string value of k in t, and parses
+// the result with parse. ok is false when either step failed; the failure is
+// reported under k.
+func parseString[T any](t *table, k, s string, parse func(string) (T, error)) (v T, ok bool) {
+	if !t.d.expand(t.key(k), s, &s) {
+		return v, false
+	}
+	v, err := parse(s)
+	if err != nil {
+		t.d.errs.add(t.key(k), err.Error())
+		return v, false
+	}
+	return v, true
+}
+
 // sub returns the sub-table k, or nil when it is absent or not a table.
 func (t *table) sub(k string) *table {
-	v, ok := t.get(k)
+	m, ok := typed[map[string]any](t, k, "a table")
 	if !ok {
-		return nil
-	}
-	m, isTable := v.(map[string]any)
-	if !isTable {
-		t.wrongType(k, "a table", v)
 		return nil
 	}
 	return t.d.table(t.key(k), m)
@@ -276,20 +262,8 @@ func (t *table) sub(k string) *table {
 // an array of inline tables); nil entries stand for elements that are not
 // tables and were reported.
 func (t *table) tables(k string) []*table {
-	v, ok := t.get(k)
+	elems, ok := typed[[]any](t, k, "an array of tables ([["+k+"]])")
 	if !ok {
-		return nil
-	}
-	var elems []any
-	switch v := v.(type) {
-	case []map[string]any:
-		for _, m := range v {
-			elems = append(elems, m)
-		}
-	case []any:
-		elems = v
-	default:
-		t.wrongType(k, "an array of tables ([["+k+"]])", v)
 		return nil
 	}
 	out := make([]*table, len(elems))
@@ -318,9 +292,9 @@ func tomlType(v any) string {
 		return "a boolean"
 	case map[string]any:
 		return "a table"
-	case []any, []map[string]any:
+	case []any:
 		return "an array"
-	default:
+	default: // time.Time, toml.LocalDate, toml.LocalDateTime, toml.LocalTime
 		return "a date/time"
 	}
 }

@@ -9,15 +9,15 @@ import (
 )
 
 // Lines come from go-toml's parser, which gives every key and value of its
-// syntax tree a byte range in the source. BurntSushi/toml, which decodes the
-// file, keeps positions private and per flattened key (listeners[0].name and
-// listeners[1].name share one entry), and go-toml's own decoder reports key
-// paths without array indices and stops at the first type error; so the
-// decoder walks BurntSushi's tree and this file maps its key paths to lines.
+// syntax tree a byte range in the source. go-toml's decoder, which builds the
+// tree that the decoder walks (see decodeTOML), keeps no positions, and its
+// struct decoding reports key paths without array indices and stops at the
+// first type error; so the decoder walks the generic tree and this file maps
+// its key paths to lines.
 //
-// The two parsers implement the same TOML; where they might disagree on a
-// document BurntSushi accepted, keys from the point of disagreement on simply
-// have no line.
+// scanKeyLines only runs on documents decodeTOML accepted, and both come from
+// the same library; should its parser ever refuse such a document, keys from
+// the point of refusal on simply have no line.
 
 // keyLines maps key paths, as rendered by joinKey and indexKey, to the
 // 1-based line where the key (or table header) first appears.

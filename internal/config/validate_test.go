@@ -86,9 +86,17 @@ func TestParse_Refusals(t *testing.T) {
 	tests := []struct {
 		name, src, key, msg string
 	}{
-		{"syntax error", okTailscale + "[listeners\n#<-\n", "", "syntax error"},
+		{"syntax error", okTailscale + "[listeners #<-\n", "", "syntax error: expected ']' to close table name"},
 		{"syntax error in value", okTailscale + "x = \"unterminated #<-\n", "", "syntax error"},
-		{"duplicate key", okTailscale + "hostname = \"again\" #<-\n" + ok1, "", "already been defined"},
+		{"duplicate key", okTailscale + "hostname = \"again\" #<-\n" + ok1, "", "syntax error: key hostname is already defined"},
+		{"table defined twice", okTailscale + ok1 + "[tailscale] #<-\n", "", "syntax error: table tailscale already exists"},
+		{"table reopened after dotted keys", "tailscale.hostname = \"wp\"\n[tailscale] #<-\n" + ok1, "", "syntax error: table tailscale already exists as defined by a dotted key"},
+		{"array of tables after an array", "listeners = []\n" + okTailscale + "[[listeners]] #<-\n", "", "syntax error: key listeners already exists as a value"},
+		{"invalid escape", okTailscale + "state_dir = \"C:\\q\" #<-\n" + ok1, "", "syntax error: invalid escape"},
+		{"wrong type offset date-time", okTailscale + "control_url = 1979-05-27T07:32:00Z #<-\n" + ok1, "tailscale.control_url", "must be a string, not a date/time"},
+		{"wrong type local date", okTailscale + "control_url = 1979-05-27 #<-\n" + ok1, "tailscale.control_url", "must be a string, not a date/time"},
+		{"wrong type local time", okTailscale + "control_url = 07:32:00 #<-\n" + ok1, "tailscale.control_url", "must be a string, not a date/time"},
+		{"wrong type local date-time", okTailscale + ok1 + "[revalidation]\ninterval = 1979-05-27T07:32:00 #<-\n", "revalidation.interval", "must be a duration string such as \"90s\", not a date/time"},
 		{"unknown top-level key", "bogus = 1 #<-\n" + okTailscale + ok1, "bogus", "unknown key"},
 		{"unknown table", okTailscale + ok1 + "[bogus] #<-\nx = 1\n", "bogus", "unknown key"},
 		{"unknown key in tailscale", okTailscale + "Hostname = \"x\" #<-\n" + ok1, "tailscale.Hostname", "unknown key"},
