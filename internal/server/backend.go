@@ -8,6 +8,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
+	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 )
 
@@ -17,6 +18,12 @@ import (
 func backendSecurity(l *config.Listener) (pgwire.BackendSecurity, error) {
 	pg := l.Postgres
 	return pgwire.NewBackendSecurity(string(pg.BackendTLS), pg.BackendCAFile, pg.BackendAuth)
+}
+
+// backend is how the proxy reaches l's backend and secures role logins:
+// with sec, as the admin login (adminOptions).
+func backend(l *config.Listener, sec pgwire.BackendSecurity) proxy.Backend {
+	return proxy.Backend{Addr: l.Backend, Security: sec}
 }
 
 // AdminOptions returns the login fields of provision.Options

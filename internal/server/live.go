@@ -75,13 +75,10 @@ func (r *live) audit() (*audit.Logger, func(), error) {
 func (r *live) server(p serverParts) (*proxy.Server, error) {
 	l := r.l
 	return proxy.New(proxy.Options{
-		Listener:    l.Name,
-		Resolver:    r.app.node,
-		Provisioner: proxy.RoleProvisioner{Provisioner: p.prov},
-		Backend: proxy.Backend{
-			Addr:     l.Backend,
-			Security: p.sec,
-		},
+		Listener:         l.Name,
+		Resolver:         r.app.node,
+		Provisioner:      proxy.RoleProvisioner{Provisioner: p.prov},
+		Backend:          backend(l, p.sec),
 		Policy:           ListenerPolicy(r.cfg, l),
 		TLSMode:          pgwire.TLSMode(l.TLSMode),
 		TLSConfig:        p.tls,
