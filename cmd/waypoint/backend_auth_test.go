@@ -8,10 +8,10 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire/pgwiretest"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/server"
 )
 
@@ -47,11 +47,11 @@ backend_tls = %q
 	return path
 }
 
-// TestAdminConnString_BackendAuth parses the admin URL the way provision.New
-// does (pgxpool.ParseConfig): backend_auth arrives as require_auth (plus
-// "none", trust), channel binding is "prefer", and PG* environment variables
-// cannot loosen either.
-func TestAdminConnString_BackendAuth(t *testing.T) {
+// TestAdminOptions_BackendAuth builds the admin login's configuration the
+// way provision.New does (provision.AdminConfig of server.AdminOptions):
+// backend_auth arrives as require_auth (plus "none", trust), channel
+// binding is "prefer", and PG* environment variables cannot loosen either.
+func TestAdminOptions_BackendAuth(t *testing.T) {
 	t.Setenv("PGREQUIREAUTH", "password")
 	t.Setenv("PGCHANNELBINDING", "disable")
 	tests := []struct {
@@ -69,13 +69,13 @@ func TestAdminConnString_BackendAuth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			connString, err := server.AdminConnString(&cfg.Listeners[0])
+			login, err := server.AdminOptions(&cfg.Listeners[0])
 			if err != nil {
 				t.Fatal(err)
 			}
-			pc, err := pgxpool.ParseConfig(connString)
+			pc, err := provision.AdminConfig(login)
 			if err != nil {
-				t.Fatalf("pgxpool.ParseConfig(%s): %v", connString, err)
+				t.Fatalf("provision.AdminConfig: %v", err)
 			}
 			cc := pc.ConnConfig
 			if cc.RequireAuth != tt.wantRequireAuth || cc.ChannelBinding != "prefer" {
@@ -89,7 +89,7 @@ func TestAdminConnString_BackendAuth(t *testing.T) {
 }
 
 // TestCheckConnect_BackendAuth runs `waypoint check -connect`, whose admin
-// login is serve's (provision.New with server.AdminConnString), against a fake
+// login is serve's (provision.New with server.AdminOptions), against a fake
 // backend that asks for one authentication method and records the answer.
 // A method backend_auth does not list (by default: cleartext) receives
 // nothing and the check says what to change; a listed one is answered; and

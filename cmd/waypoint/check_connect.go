@@ -19,7 +19,7 @@ import (
 const checkConnectTimeout = time.Minute
 
 // checkConnect logs in as each postgres listener's admin (the same
-// connection string serve uses) and prints what the admin lacks to
+// login serve uses, server.AdminOptions) and prints what the admin lacks to
 // provision roles: LOGIN, CREATEROLE, CONNECT on databases (the given ones,
 // or every non-template database it can see), and the right to grant on
 // schemas and the objects in them, each with the statement that fixes it.
@@ -48,26 +48,24 @@ func checkConnect(cfg *config.Config, databases, schemas []string, stdout io.Wri
 func checkListener(ctx context.Context, l *config.Listener, databases, schemas []string, w io.Writer) bool {
 	pg := l.Postgres
 	fmt.Fprintf(w, "listener %s: admin %s at %s\n", l.Name, pg.AdminUser, l.Backend)
-	connString, err := server.AdminConnString(l)
+	login, err := server.AdminOptions(l)
 	if err != nil {
 		fmt.Fprintf(w, "  FAIL %v\n", err)
 		return false
 	}
-	prov, err := provision.New(ctx, provision.Options{
-		AdminConnString: connString,
-		Prefix:          pg.UserPrefix,
-		TTL:             pg.UserTTL,
-	})
+	opts := login
+	opts.Prefix, opts.TTL = pg.UserPrefix, pg.UserTTL
+	prov, err := provision.New(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(w, "  FAIL %s\n", adminLoginError(l, err))
 		return false
 	}
 	defer prov.Close()
 	if !prov.IsCockroachDB() {
-		if warn := passwordEncryptionWarning(ctx, connString); warn != "" {
+		if warn := passwordEncryptionWarning(ctx, login); warn != "" {
 			fmt.Fprintf(w, "  WARN %s\n", warn)
 		}
-		checkSpareSlots(ctx, pg, connString, w)
+		checkSpareSlots(ctx, pg, login, w)
 	}
 	dbs := databases
 	if len(dbs) == 0 {
@@ -102,10 +100,10 @@ func checkListener(ctx context.Context, l *config.Listener, databases, schemas [
 // the password to md5 authentication, for anyone who reads it in a statement
 // log or in pg_authid. A failure to read the setting is itself returned as
 // the warning.
-func passwordEncryptionWarning(ctx context.Context, connString string) string {
-	conn, err := pgx.Connect(ctx, connString)
+func passwordEncryptionWarning(ctx context.Context, login provision.Options) string {
+	conn, err := connectAdmin(ctx, login)
 	if err != nil {
-		return fmt.Sprintf("could not read password_encryption: %v", server.ExplainLoginError(err))
+		return fmt.Sprintf("could not read password_encryption: %v", err)
 	}
 	defer conn.Close(ctx)
 	var enc string
@@ -119,6 +117,22 @@ func passwordEncryptionWarning(ctx context.Context, connString string) string {
 		"which md5 authentication accepts in place of the password, so the hash in a statement log or in pg_authid " +
 		"is as good as the password; set it to scram-sha-256 " +
 		"(ALTER SYSTEM SET password_encryption = 'scram-sha-256'; SELECT pg_reload_conf();)"
+}
+
+// connectAdmin opens one connection with login's admin settings (those of
+// server.AdminOptions), configured exactly as the provisioner's pools are
+// (provision.AdminConfig). A refused login comes back through
+// server.ExplainLoginError.
+func connectAdmin(ctx context.Context, login provision.Options) (*pgx.Conn, error) {
+	cfg, err := provision.AdminConfig(login)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
+	if err != nil {
+		return nil, server.ExplainLoginError(err)
+	}
+	return conn, nil
 }
 
 // adminLoginError explains a failed admin login in the terms of the

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/waypoint-proxy/waypoint/internal/config"
-	"github.com/waypoint-proxy/waypoint/internal/server"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
 )
 
 // connectionSlots is what a PostgreSQL server offers ordinary roles:
@@ -49,12 +47,13 @@ func spareSlotsReport(pg *config.Postgres, slots connectionSlots) (info, warn st
 	return info, warn
 }
 
-// readConnectionSlots reads the server's connection limits as the admin.
+// readConnectionSlots reads the server's connection limits as the admin
+// (connectAdmin).
 // reserved_connections reads 0 on servers before PostgreSQL 16, which lack it.
-func readConnectionSlots(ctx context.Context, connString string) (connectionSlots, error) {
-	conn, err := pgx.Connect(ctx, connString)
+func readConnectionSlots(ctx context.Context, login provision.Options) (connectionSlots, error) {
+	conn, err := connectAdmin(ctx, login)
 	if err != nil {
-		return connectionSlots{}, server.ExplainLoginError(err)
+		return connectionSlots{}, err
 	}
 	defer conn.Close(ctx)
 	var s connectionSlots
@@ -66,11 +65,11 @@ func readConnectionSlots(ctx context.Context, connString string) (connectionSlot
 
 // checkSpareSlots prints spareSlotsReport for the listener, or a warning
 // when the limits cannot be read.
-func checkSpareSlots(ctx context.Context, pg *config.Postgres, connString string, w io.Writer) {
+func checkSpareSlots(ctx context.Context, pg *config.Postgres, login provision.Options, w io.Writer) {
 	if pg.SpareBackends <= 0 {
 		return
 	}
-	slots, err := readConnectionSlots(ctx, connString)
+	slots, err := readConnectionSlots(ctx, login)
 	if err != nil {
 		fmt.Fprintf(w, "  WARN could not read max_connections: %v\n", err)
 		return

@@ -20,6 +20,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
@@ -142,7 +143,7 @@ func (h *harness) startWaypoint() {
 			Listener:    listenerName,
 			Resolver:    h.wpNode,
 			Provisioner: proxy.RoleProvisioner{Provisioner: h.prov},
-			Backend:     proxy.Backend{Addr: h.pg.Addr(), TLS: "disable"},
+			Backend:     proxy.Backend{Addr: h.pg.Addr(), Security: pgwire.BackendSecurity{TLS: pgwire.BackendTLSDisable}},
 			// Production writes one line per connection; the cost of
 			// formatting it is part of the figures.
 			Logger:  slog.New(slog.NewTextHandler(h.logs, nil)),

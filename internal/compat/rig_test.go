@@ -16,6 +16,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
@@ -151,7 +152,7 @@ func (r *rig) startWaypoint(node *tailnet.Node) {
 		Listener:    listenerName,
 		Resolver:    node,
 		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
-		Backend:     proxy.Backend{Addr: r.pg.Addr(), TLS: "disable"},
+		Backend:     proxy.Backend{Addr: r.pg.Addr(), Security: pgwire.BackendSecurity{TLS: pgwire.BackendTLSDisable}},
 		Policy:      policy,
 		Logger:      slog.New(slog.NewTextHandler(r.log, nil)),
 	})

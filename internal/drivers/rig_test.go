@@ -63,7 +63,7 @@ func newRig(t *testing.T, pg *pgtest.Cluster) *rig {
 	base := proxy.Options{
 		Resolver:    node,
 		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
-		Backend:     proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
+		Backend:     proxy.Backend{Addr: pg.Addr(), Security: pgwire.BackendSecurity{TLS: pgwire.BackendTLSDisable}},
 		Policy:      authz.Policy{AdminDatabase: "postgres"},
 		// The matrix tests what drivers can do, not Waypoint's deadlines
 		// (internal/proxy does): under the race detector on a busy 2-core

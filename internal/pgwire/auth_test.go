@@ -92,9 +92,8 @@ func testUpstreamAuth(t *testing.T, auth pgtest.Auth, requireAuth []string, want
 		role := createLoginRole(t, c, strings.ReplaceAll(password, "'", "''"))
 		var rec *recordingConn
 		up, err := connectUpstream(t, UpstreamConfig{
-			Addr: c.Addr(), TLS: "prefer", User: role, Password: password, Database: "postgres",
-			RequireAuth: requireAuth,
-			Params:      map[string]string{"application_name": "waypoint-test"},
+			Addr: c.Addr(), Security: BackendSecurity{TLS: "prefer", Auth: requireAuth}, User: role, Password: password, Database: "postgres",
+			Params: map[string]string{"application_name": "waypoint-test"},
 			DialFunc: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 				if err != nil {
@@ -139,7 +138,7 @@ func TestConnectUpstream_CleartextWhenAllowed(t *testing.T) {
 func TestConnectUpstream_CleartextRefusedByDefault(t *testing.T) {
 	pgtest.EachVersion(t, pgtest.Options{Auth: pgtest.AuthPassword}, func(t *testing.T, c *pgtest.Cluster) {
 		role := createLoginRole(t, c, "right")
-		_, err := connectUpstream(t, UpstreamConfig{Addr: c.Addr(), TLS: "prefer", User: role, Password: "right", Database: "postgres"})
+		_, err := connectUpstream(t, UpstreamConfig{Addr: c.Addr(), Security: BackendSecurity{TLS: "prefer"}, User: role, Password: "right", Database: "postgres"})
 		checkUpstreamError(t, err, AuthFailed, "")
 		ae, ok := errors.AsType[*AuthMethodError](err)
 		if !ok || ae.Method != AuthPassword {
@@ -160,14 +159,14 @@ func TestConnectUpstream_PostgresRefusals(t *testing.T) {
 		{name: "wrong password", cfg: UpstreamConfig{User: role, Password: "wrong", Database: "postgres"}, wantKind: AuthFailed, wantCode: "28P01"},
 		{name: "unknown role", cfg: UpstreamConfig{User: "no_such_role", Password: "x", Database: "postgres"}, wantKind: AuthFailed, wantCode: "28P01"},
 		{name: "database does not exist", cfg: UpstreamConfig{User: role, Password: "right", Database: "no_such_db"}, wantKind: BackendError, wantCode: "3D000"},
-		{name: "require against a server without TLS", cfg: UpstreamConfig{User: role, Password: "right", Database: "postgres", TLS: "require"}, wantKind: Unreachable},
+		{name: "require against a server without TLS", cfg: UpstreamConfig{User: role, Password: "right", Database: "postgres", Security: BackendSecurity{TLS: "require"}}, wantKind: Unreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg
 			cfg.Addr = c.Addr()
-			if cfg.TLS == "" {
-				cfg.TLS = "disable"
+			if cfg.Security.TLS == "" {
+				cfg.Security.TLS = "disable"
 			}
 			_, err := connectUpstream(t, cfg)
 			checkUpstreamError(t, err, tt.wantKind, tt.wantCode)
@@ -178,7 +177,7 @@ func TestConnectUpstream_PostgresRefusals(t *testing.T) {
 func TestCancelBackend_CancelsRunningQuery(t *testing.T) {
 	c := pgtest.Shared(t, pgtest.Options{})
 	role := createLoginRole(t, c, "pw")
-	up, err := connectUpstream(t, UpstreamConfig{Addr: c.Addr(), TLS: "disable", User: role, Password: "pw", Database: "postgres"})
+	up, err := connectUpstream(t, UpstreamConfig{Addr: c.Addr(), Security: BackendSecurity{TLS: "disable"}, User: role, Password: "pw", Database: "postgres"})
 	if err != nil {
 		t.Fatal(err)
 	}

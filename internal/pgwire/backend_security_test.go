@@ -1,14 +1,16 @@
 package pgwire
 
 import (
-	"crypto/tls"
 	"crypto/x509"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/waypoint-proxy/waypoint/internal/pgwire/pgwiretest"
 )
 
 func TestNewBackendSecurity_Errors(t *testing.T) {
@@ -37,95 +39,124 @@ func TestNewBackendSecurity_Errors(t *testing.T) {
 	}
 }
 
-// TestBackendSecurity_BothLoginsAgree builds, from one BackendSecurity, the
-// admin pool's login (its ConnParams parsed by pgconn, as pgxpool does) and
-// a role login (pgconnConfig of the UpstreamConfig the proxy fills from
-// the same value), and checks that they secure the backend alike: TLS or
-// not, a plaintext fallback or not, the same certificate checks, the same
-// require_auth and channel binding.
-func TestBackendSecurity_BothLoginsAgree(t *testing.T) {
+// securityModes are the backend_tls settings every test of Apply covers.
+// caFile "ca" stands for the test certificate's root file.
+var securityModes = []struct {
+	name, mode, caFile string
+	auth               []string
+}{
+	{"disable", BackendTLSDisable, "", nil},
+	{"empty mode is prefer", "", "", nil},
+	{"prefer", BackendTLSPrefer, "", []string{AuthSCRAM}},
+	{"require", BackendTLSRequire, "", []string{AuthSCRAM, AuthPassword}},
+	{"require with a CA is verify-ca", BackendTLSRequire, "ca", nil},
+	{"verify-full with the system pool", BackendTLSVerifyFull, "", nil},
+	{"verify-full with a CA", BackendTLSVerifyFull, "ca", []string{AuthMD5}},
+}
+
+// TestBackendSecurity_ApplyFollowsLibpq checks that a role login secured
+// by Apply (UpstreamConfig.PgconnConfig) behaves as libpq's sslmode,
+// sslrootcert and require_auth say, read by pgconn from a connection
+// string: TLS or not, a plaintext fallback or not, the same certificate
+// checks, the same require_auth, channel binding "prefer" and no client
+// certificate.
+func TestBackendSecurity_ApplyFollowsLibpq(t *testing.T) {
 	cert := newTestCert(t)
 	certs := []*x509.Certificate{cert.leaf, newTestCert(t).leaf} // the CA file's, and another
-	tests := []struct {
-		name, mode, caFile string
-		auth               []string
-	}{
-		{"disable", BackendTLSDisable, "", nil},
-		{"empty mode is prefer", "", "", nil},
-		{"prefer", BackendTLSPrefer, "", []string{AuthSCRAM}},
-		{"require", BackendTLSRequire, "", []string{AuthSCRAM, AuthPassword}},
-		{"require with a CA is verify-ca", BackendTLSRequire, cert.rootFile, nil},
-		{"verify-full with the system pool", BackendTLSVerifyFull, "", nil},
-		{"verify-full with a CA", BackendTLSVerifyFull, cert.rootFile, []string{AuthMD5}},
-	}
-	for _, tt := range tests {
+	for _, tt := range securityModes {
 		t.Run(tt.name, func(t *testing.T) {
-			sec, err := NewBackendSecurity(tt.mode, tt.caFile, tt.auth)
+			caFile := strings.ReplaceAll(tt.caFile, "ca", cert.rootFile)
+			sec, err := NewBackendSecurity(tt.mode, caFile, tt.auth)
 			if err != nil {
 				t.Fatal(err)
 			}
-			admin, err := pgconn.ParseConfig("postgres://waypoint_admin@db.internal:5432/postgres?" + sec.ConnParams().Encode())
+			if (sec.RootCAs == nil) != (caFile == "") {
+				t.Errorf("RootCAs = %v for backend_ca_file %q", sec.RootCAs, caFile)
+			}
+			requireAuth, err := RequireAuthParam(tt.auth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := url.Values{"sslmode": {sec.TLS}, "require_auth": {requireAuth}, "channel_binding": {"prefer"}, "sslcertmode": {"disable"}}
+			if caFile != "" {
+				q.Set("sslrootcert", caFile)
+			}
+			libpq, err := pgconn.ParseConfig("postgres://waypoint_admin@db.internal:5432/postgres?" + q.Encode())
 			if err != nil {
 				t.Fatalf("pgconn.ParseConfig: %v", err)
 			}
-			role, err := pgconnConfig(UpstreamConfig{Addr: "db.internal:5432", TLS: sec.TLS, RootCAs: sec.RootCAs, RequireAuth: sec.Auth})
+			role, err := UpstreamConfig{Addr: "db.internal:5432", Security: sec}.PgconnConfig()
 			if err != nil {
-				t.Fatalf("pgconnConfig: %v", err)
+				t.Fatalf("PgconnConfig: %v", err)
 			}
-			if got, want := describeLogin(role, certs), describeLogin(admin, certs); got != want {
-				t.Errorf("role login:  %s\nadmin login: %s", got, want)
-			}
-			if (sec.RootCAs == nil) != (tt.caFile == "") {
-				t.Errorf("RootCAs = %v for backend_ca_file %q", sec.RootCAs, tt.caFile)
+			if got, want := pgwiretest.DescribeLogin(role, certs), pgwiretest.DescribeLogin(libpq, certs); got != want {
+				t.Errorf("role login: %s\nlibpq:      %s", got, want)
 			}
 		})
 	}
 }
 
-// describeLogin summarizes how c secures its login, and which of certs
-// its certificate check accepts.
-func describeLogin(c *pgconn.Config, certs []*x509.Certificate) string {
-	var b strings.Builder
-	b.WriteString("tls=" + describeTLS(c.TLSConfig, certs))
-	for _, f := range c.Fallbacks {
-		b.WriteString(" fallback=" + describeTLS(f.TLSConfig, certs))
+// TestBackendSecurity_ApplyOverridesEnvironment checks that nothing
+// pgconn.ParseConfig takes from PG* environment variables (sslmode, client
+// certificate, root certificate, negotiation, require_auth, channel
+// binding) survives Apply: a config parsed with them set and then secured
+// behaves as one parsed without them.
+func TestBackendSecurity_ApplyOverridesEnvironment(t *testing.T) {
+	cert := newTestCert(t)
+	certs := []*x509.Certificate{cert.leaf, newTestCert(t).leaf}
+	secured := func(t *testing.T, sec BackendSecurity) string {
+		t.Helper()
+		pc, err := pgconn.ParseConfig("host=db.internal port=5432 user=u")
+		if err != nil {
+			t.Fatalf("pgconn.ParseConfig: %v", err)
+		}
+		if err := sec.Apply(pc); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		return pgwiretest.DescribeLogin(pc, certs)
 	}
-	b.WriteString(" require_auth=" + c.RequireAuth + " channel_binding=" + c.ChannelBinding)
-	return b.String()
+	for _, envMode := range []string{BackendTLSDisable, BackendTLSRequire} {
+		for _, tt := range securityModes {
+			t.Run("PGSSLMODE="+envMode+"/"+tt.name, func(t *testing.T) {
+				sec, err := NewBackendSecurity(tt.mode, strings.ReplaceAll(tt.caFile, "ca", cert.rootFile), tt.auth)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := secured(t, sec)
+				pgwiretest.SetHostileEnv(t, envMode)
+				if got := secured(t, sec); got != want {
+					t.Errorf("with PG* set:    %s\nwithout PG* set: %s", got, want)
+				}
+			})
+		}
+	}
 }
 
-// describeTLS says whether cfg encrypts, checks the host name, and which
-// of certs it accepts as the backend's chain.
-func describeTLS(cfg *tls.Config, certs []*x509.Certificate) string {
-	if cfg == nil {
-		return "off"
+// TestBackendSecurity_ApplyRefusesInvalid checks that Apply and Validate
+// refuse what NewBackendSecurity would not build, and that a refused Apply
+// leaves the config as it was.
+func TestBackendSecurity_ApplyRefusesInvalid(t *testing.T) {
+	for _, sec := range []BackendSecurity{
+		{TLS: "verify-ca"},
+		{Auth: []string{"gss"}},
+		{Auth: []string{}},
+	} {
+		pc, err := pgconn.ParseConfig("host=db.internal port=5432 user=u sslmode=require require_auth=scram-sha-256 channel_binding=disable")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := pgwiretest.DescribeLogin(pc, nil)
+		if err := sec.Validate(); err == nil {
+			t.Errorf("%+v: Validate: got nil error, want one", sec)
+		}
+		if err := sec.Apply(pc); err == nil {
+			t.Errorf("%+v: Apply: got nil error, want one", sec)
+		}
+		if after := pgwiretest.DescribeLogin(pc, nil); after != before {
+			t.Errorf("%+v: a refused Apply changed the config:\n got %s\nwant %s", sec, after, before)
+		}
 	}
-	accepts := ""
-	for _, c := range certs {
-		accepts += " " + boolText(trusts(cfg, c) == nil)
+	if err := (BackendSecurity{}).Validate(); err != nil {
+		t.Errorf("zero BackendSecurity: Validate: %v, want nil (prefer, default methods)", err)
 	}
-	return "on(server_name=" + cfg.ServerName + " host=" + boolText(!cfg.InsecureSkipVerify) + " accepts=" + strings.TrimSpace(accepts) + ")"
-}
-
-// trusts runs the chain check cfg makes on a backend that presents leaf:
-// its own callback when it has one, else crypto/tls's against RootCAs
-// (unless verification is off).
-func trusts(cfg *tls.Config, leaf *x509.Certificate) error {
-	switch {
-	case cfg.VerifyConnection != nil:
-		return cfg.VerifyConnection(tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}})
-	case cfg.VerifyPeerCertificate != nil:
-		return cfg.VerifyPeerCertificate([][]byte{leaf.Raw}, nil)
-	case cfg.InsecureSkipVerify:
-		return nil
-	}
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: cfg.RootCAs})
-	return err
-}
-
-func boolText(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
 }

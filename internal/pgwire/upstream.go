@@ -3,8 +3,6 @@ package pgwire
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -14,14 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Backend TLS modes, with libpq's sslmode semantics.
-const (
-	BackendTLSDisable    = "disable"
-	BackendTLSPrefer     = "prefer"
-	BackendTLSRequire    = "require"
-	BackendTLSVerifyFull = "verify-full"
-)
-
 // UpstreamConfig says how to log in to the backend.
 type UpstreamConfig struct {
 	// Addr is the backend's host:port.
@@ -29,24 +19,11 @@ type UpstreamConfig struct {
 	// Database, User and Password are the login. Password never enters a
 	// connection string.
 	Database, User, Password string
-	// TLS is one of "disable", "prefer", "require", "verify-full" (libpq's
-	// sslmode); empty means "prefer", libpq's default.
-	TLS string
-	// RootCAs verifies the backend's certificate chain for verify-full (nil
-	// means the system pool) and, when set, for require (like libpq's
-	// sslrootcert, which turns require into verify-ca).
-	RootCAs *x509.CertPool
-	// ServerName is the name verify-full checks the certificate against and
-	// the SNI sent; empty means the host part of Addr.
-	ServerName string
-	// RequireAuth lists the authentication methods the login answers
-	// (AuthSCRAM, AuthMD5, AuthPassword), like libpq's require_auth: a
-	// backend that asks for any other gets nothing and the login fails with
-	// an *AuthMethodError. Nil means DefaultRequireAuth: scram-sha-256 and
-	// md5, never cleartext. A backend that asks for no password (trust) is
-	// accepted; see RequireAuthParam. With TLS, SCRAM is channel-bound
-	// (SCRAM-SHA-256-PLUS) whenever the server offers it.
-	RequireAuth []string
+	// Security is how the login is secured: TLS, the backend's certificate
+	// checks and the authentication methods it answers (see
+	// BackendSecurity.Apply). The zero value is prefer with
+	// DefaultRequireAuth.
+	Security BackendSecurity
 	// Params are runtime parameters for the backend (application_name,
 	// options, client_encoding, DateStyle, …). user and database are ignored
 	// here; filtering anything else is the caller's job.
@@ -76,14 +53,14 @@ type Upstream struct {
 
 // ConnectUpstream logs in to the backend with pgconn (SCRAM-SHA-256, MD5 or
 // cleartext password, whichever the server asks for among
-// cfg.RequireAuth) and hijacks the connection once it is idle. ctx bounds
+// cfg.Security.Auth) and hijacks the connection once it is idle. ctx bounds
 // the whole login, TLS included.
 //
 // Failures are returned as *UpstreamError (see IsAuthFailed, IsUnreachable
 // and BackendErrorInfo); the backend's *pgconn.PgError, if any, stays
 // reachable with errors.As.
 func ConnectUpstream(ctx context.Context, cfg UpstreamConfig) (*Upstream, error) {
-	pc, err := pgconnConfig(cfg)
+	pc, err := cfg.PgconnConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -109,21 +86,16 @@ var baseConfig = sync.OnceValues(func() (*pgconn.Config, error) {
 	return pgconn.ParseConfig("host=localhost port=5432 user=waypoint sslmode=disable")
 })
 
-// pgconnConfig builds the pgconn.Config for cfg. pgconn insists on configs
+// PgconnConfig returns the pgconn.Config ConnectUpstream logs in with, a
+// new one on every call. pgconn insists on configs
 // made by ParseConfig, so each is a copy of baseConfig; every field that
 // matters is then set directly, so that neither the password nor
 // client-supplied parameters are ever quoted into a connection string, and
 // PG* environment variables cannot change where or how Waypoint logs in.
-func pgconnConfig(cfg UpstreamConfig) (*pgconn.Config, error) {
+// cfg.Security.Apply sets how the login is secured, as it does for the
+// admin pool.
+func (cfg UpstreamConfig) PgconnConfig() (*pgconn.Config, error) {
 	host, port, err := splitAddr(cfg.Addr)
-	if err != nil {
-		return nil, err
-	}
-	primary, fallback, err := upstreamTLS(cfg, host)
-	if err != nil {
-		return nil, err
-	}
-	requireAuth, err := RequireAuthParam(cfg.RequireAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -133,23 +105,18 @@ func pgconnConfig(cfg UpstreamConfig) (*pgconn.Config, error) {
 	}
 	pc := base.Copy()
 	pc.Host, pc.Port = host, port
+	if err := cfg.Security.Apply(pc); err != nil {
+		return nil, err
+	}
 	pc.Database, pc.User, pc.Password = cfg.Database, cfg.User, cfg.Password
 	pc.RuntimeParams = runtimeParams(cfg.Params)
-	pc.TLSConfig, pc.Fallbacks = primary, nil
-	if fallback {
-		pc.Fallbacks = []*pgconn.FallbackConfig{{Host: host, Port: port}}
-	}
-	pc.SSLNegotiation = ""     // SSLRequest, which every server version understands
-	pc.SSLCertMode = "disable" // Waypoint never presents a client certificate
-	pc.ConnectTimeout = 0      // ctx bounds the login
+	pc.ConnectTimeout = 0 // ctx bounds the login
 	pc.DialFunc = dialFunc(cfg.DialFunc)
 	// Hand the name to the dialer unresolved: it resolves (and may be a
 	// tailnet dialer that knows names the system resolver does not).
 	pc.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
 	// Protocol 3.0: the backend's cancel key is then 4 bytes, like CancelKey.
 	pc.MinProtocolVersion, pc.MaxProtocolVersion = "3.0", "3.0"
-	// Channel binding whenever TLS is on and the server offers it.
-	pc.ChannelBinding, pc.RequireAuth = "prefer", requireAuth
 	pc.KerberosSrvName, pc.KerberosSpn = "", ""
 	pc.AfterNetConnect, pc.ValidateConnect, pc.AfterConnect = nil, nil, nil
 	pc.OAuthTokenProvider = nil
@@ -188,60 +155,6 @@ func dialFunc(dial func(ctx context.Context, network, addr string) (net.Conn, er
 	}
 	d := &net.Dialer{KeepAlive: 5 * time.Minute}
 	return d.DialContext
-}
-
-// upstreamTLS returns the TLS config for the first attempt and whether a
-// plaintext attempt follows if it fails (prefer), following libpq's sslmode.
-func upstreamTLS(cfg UpstreamConfig, host string) (*tls.Config, bool, error) {
-	serverName := cfg.ServerName
-	if serverName == "" {
-		serverName = host
-	}
-	base := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
-	switch cfg.TLS {
-	case BackendTLSDisable:
-		return nil, false, nil
-	case "", BackendTLSPrefer:
-		// libpq's prefer encrypts opportunistically without verifying the
-		// certificate (it protects against passive eavesdropping only), then
-		// falls back to plaintext. Use verify-full for real verification.
-		base.InsecureSkipVerify = true
-		return base, true, nil
-	case BackendTLSRequire:
-		if cfg.RootCAs == nil {
-			// libpq's require without a root certificate: TLS is mandatory but
-			// the certificate is not verified.
-			base.InsecureSkipVerify = true
-			return base, false, nil
-		}
-		// libpq's require with sslrootcert behaves as verify-ca: the chain is
-		// verified against RootCAs, the host name is not.
-		base.InsecureSkipVerify = true // replaced by verifyChain below
-		base.VerifyConnection = verifyChain(cfg.RootCAs)
-		return base, false, nil
-	case BackendTLSVerifyFull:
-		base.RootCAs = cfg.RootCAs
-		return base, false, nil
-	}
-	return nil, false, fmt.Errorf("pgwire: invalid backend TLS mode %q (want disable, prefer, require or verify-full)", cfg.TLS)
-}
-
-// verifyChain returns a VerifyConnection callback that checks the peer's
-// chain against roots without checking the host name (libpq's verify-ca).
-func verifyChain(roots *x509.CertPool) func(tls.ConnectionState) error {
-	return func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return errors.New("pgwire: backend sent no certificate")
-		}
-		opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
-		for _, c := range cs.PeerCertificates[1:] {
-			opts.Intermediates.AddCert(c)
-		}
-		if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
-			return fmt.Errorf("pgwire: verify backend certificate: %w", err)
-		}
-		return nil
-	}
 }
 
 // hijack takes the raw connection from an idle, logged-in pgconn. SyncConn

@@ -11,7 +11,7 @@ import (
 )
 
 // Backend authentication methods Waypoint can answer, with libpq's
-// require_auth names (UpstreamConfig.RequireAuth, RequireAuthParam).
+// require_auth names (BackendSecurity.Auth, RequireAuthParam).
 const (
 	// AuthSCRAM is SCRAM-SHA-256: no password crosses the wire, and with TLS
 	// pgconn binds the exchange to the channel (SCRAM-SHA-256-PLUS) whenever
@@ -24,14 +24,14 @@ const (
 	AuthPassword = "password"
 )
 
-// DefaultRequireAuth returns what a nil UpstreamConfig.RequireAuth means:
+// DefaultRequireAuth returns what a nil BackendSecurity.Auth means:
 // scram-sha-256 and md5, never cleartext. It is a new slice on every call.
 func DefaultRequireAuth() []string { return []string{AuthSCRAM, AuthMD5} }
 
 // RequireAuthParam returns the value of libpq's require_auth parameter that
-// lets a login answer exactly methods (nil means DefaultRequireAuth), for a
-// connection string (the admin login) or pgconn.Config.RequireAuth (role
-// logins, see ConnectUpstream). pgconn then refuses, before it sends
+// lets a login answer exactly methods (nil means DefaultRequireAuth):
+// BackendSecurity.Apply sets it as pgconn.Config.RequireAuth of the admin
+// pool and of every role login. pgconn then refuses, before it sends
 // anything, a backend that asks for another method; the error is recognised
 // by AuthMethodRefused.
 //

@@ -78,8 +78,7 @@ func TestConnectUpstream_BackendAuth(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			probe := pgwiretest.StartAuthProbe(t, tt.method, tt.probeTLS)
 			_, err := connectUpstream(t, UpstreamConfig{
-				Addr: probe.Addr(), TLS: tt.tls, User: "wp_alice", Password: password, Database: "appdb",
-				RequireAuth: tt.requireAuth,
+				Addr: probe.Addr(), Security: BackendSecurity{TLS: tt.tls, Auth: tt.requireAuth}, User: "wp_alice", Password: password, Database: "appdb",
 			})
 			logins := probe.Logins()
 			if len(logins) == 0 {

@@ -159,28 +159,28 @@ func TestConnectUpstream_ScriptedBackend(t *testing.T) {
 		wantCode string
 		wantTLS  bool
 	}{
-		{name: "cleartext when listed", script: backendScript{auth: "cleartext", password: "s3cret"}, cfg: UpstreamConfig{TLS: "disable", Password: "s3cret", RequireAuth: []string{AuthPassword}}},
-		{name: "trust", script: backendScript{auth: "trust"}, cfg: UpstreamConfig{TLS: "disable", Password: "s3cret"}},
-		{name: "md5", script: backendScript{auth: "md5", password: "s3cret"}, cfg: UpstreamConfig{TLS: "disable", Password: "s3cret"}},
-		{name: "wrong password", script: backendScript{auth: "md5", password: "s3cret"}, cfg: UpstreamConfig{TLS: "disable", Password: "nope"},
+		{name: "cleartext when listed", script: backendScript{auth: "cleartext", password: "s3cret"}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "disable", Auth: []string{AuthPassword}}, Password: "s3cret"}},
+		{name: "trust", script: backendScript{auth: "trust"}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "disable"}, Password: "s3cret"}},
+		{name: "md5", script: backendScript{auth: "md5", password: "s3cret"}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "disable"}, Password: "s3cret"}},
+		{name: "wrong password", script: backendScript{auth: "md5", password: "s3cret"}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "disable"}, Password: "nope"},
 			wantKind: AuthFailed, wantCode: "28P01"},
 		{name: "database does not exist", script: backendScript{password: "pw", failWith: &pgproto3.ErrorResponse{Severity: "FATAL", Code: "3D000", Message: `database "appdb" does not exist`}},
-			cfg: UpstreamConfig{TLS: "disable", Password: "pw"}, wantKind: BackendError, wantCode: "3D000"},
+			cfg: UpstreamConfig{Security: BackendSecurity{TLS: "disable"}, Password: "pw"}, wantKind: BackendError, wantCode: "3D000"},
 		{name: "too many connections", script: backendScript{password: "pw", failWith: &pgproto3.ErrorResponse{Severity: "FATAL", Code: "53300", Message: "too many connections"}},
-			cfg: UpstreamConfig{TLS: "disable", Password: "pw"}, wantKind: BackendError, wantCode: "53300"},
-		{name: "prefer falls back to plaintext", script: backendScript{password: "pw"}, cfg: UpstreamConfig{TLS: "prefer", Password: "pw"}},
+			cfg: UpstreamConfig{Security: BackendSecurity{TLS: "disable"}, Password: "pw"}, wantKind: BackendError, wantCode: "53300"},
+		{name: "prefer falls back to plaintext", script: backendScript{password: "pw"}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "prefer"}, Password: "pw"}},
 		{name: "empty TLS mode means prefer", script: backendScript{password: "pw"}, cfg: UpstreamConfig{Password: "pw"}},
-		{name: "prefer uses TLS when offered", script: backendScript{password: "pw", tls: cert.server}, cfg: UpstreamConfig{TLS: "prefer", Password: "pw"}, wantTLS: true},
-		{name: "require refuses plaintext", script: backendScript{password: "pw"}, cfg: UpstreamConfig{TLS: "require", Password: "pw"}, wantKind: Unreachable},
-		{name: "require without CA skips verification", script: backendScript{password: "pw", tls: cert.server}, cfg: UpstreamConfig{TLS: "require", Password: "pw"}, wantTLS: true},
+		{name: "prefer uses TLS when offered", script: backendScript{password: "pw", tls: cert.server}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "prefer"}, Password: "pw"}, wantTLS: true},
+		{name: "require refuses plaintext", script: backendScript{password: "pw"}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "require"}, Password: "pw"}, wantKind: Unreachable},
+		{name: "require without CA skips verification", script: backendScript{password: "pw", tls: cert.server}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "require"}, Password: "pw"}, wantTLS: true},
 		{name: "require with CA verifies the chain, not the name", script: backendScript{password: "pw", tls: cert.server},
-			cfg: UpstreamConfig{TLS: "require", RootCAs: cert.pool, ServerName: "not-in-cert", Password: "pw"}, wantTLS: true},
+			cfg: UpstreamConfig{Security: BackendSecurity{TLS: "require", RootCAs: cert.pool, ServerName: "not-in-cert"}, Password: "pw"}, wantTLS: true},
 		{name: "require with the wrong CA", script: backendScript{password: "pw", tls: cert.server},
-			cfg: UpstreamConfig{TLS: "require", RootCAs: newTestCert(t).pool, Password: "pw"}, wantKind: Unreachable},
-		{name: "verify-full", script: backendScript{password: "pw", tls: cert.server}, cfg: UpstreamConfig{TLS: "verify-full", RootCAs: cert.pool, Password: "pw"}, wantTLS: true},
+			cfg: UpstreamConfig{Security: BackendSecurity{TLS: "require", RootCAs: newTestCert(t).pool}, Password: "pw"}, wantKind: Unreachable},
+		{name: "verify-full", script: backendScript{password: "pw", tls: cert.server}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "verify-full", RootCAs: cert.pool}, Password: "pw"}, wantTLS: true},
 		{name: "verify-full with the wrong name", script: backendScript{password: "pw", tls: cert.server},
-			cfg: UpstreamConfig{TLS: "verify-full", RootCAs: cert.pool, ServerName: "other.example", Password: "pw"}, wantKind: Unreachable},
-		{name: "verify-full with the system pool", script: backendScript{password: "pw", tls: cert.server}, cfg: UpstreamConfig{TLS: "verify-full", Password: "pw"}, wantKind: Unreachable},
+			cfg: UpstreamConfig{Security: BackendSecurity{TLS: "verify-full", RootCAs: cert.pool, ServerName: "other.example"}, Password: "pw"}, wantKind: Unreachable},
+		{name: "verify-full with the system pool", script: backendScript{password: "pw", tls: cert.server}, cfg: UpstreamConfig{Security: BackendSecurity{TLS: "verify-full"}, Password: "pw"}, wantKind: Unreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,7 +235,7 @@ func TestConnectUpstream_StartupParameters(t *testing.T) {
 	seen := make(chan map[string]string, 1)
 	addr := fakeBackend(t, backendScript{password: "pw", seen: seen}.serve)
 	_, err := connectUpstream(t, UpstreamConfig{
-		Addr: addr, TLS: "disable", User: "wp_alice", Password: "pw", Database: "appdb",
+		Addr: addr, Security: BackendSecurity{TLS: "disable"}, User: "wp_alice", Password: "pw", Database: "appdb",
 		Params: map[string]string{"application_name": "psql", "options": "-c search_path=app", "user": "mallory", "database": "other"},
 	})
 	if err != nil {
@@ -253,7 +253,7 @@ func TestConnectUpstream_UnreadBytesAreNotLost(t *testing.T) {
 	// buffer. It must end up either in Upstream.ParameterStatus (pgconn read
 	// it while syncing) or on the hijacked conn, never be dropped.
 	addr := fakeBackend(t, backendScript{password: "pw", late: true}.serve)
-	up, err := connectUpstream(t, UpstreamConfig{Addr: addr, TLS: "disable", User: "u", Password: "pw", Database: "d"})
+	up, err := connectUpstream(t, UpstreamConfig{Addr: addr, Security: BackendSecurity{TLS: "disable"}, User: "u", Password: "pw", Database: "d"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestConnectUpstream_Unreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there any more
-	_, err = connectUpstream(t, UpstreamConfig{Addr: addr, TLS: "disable", User: "u", Password: "pw"})
+	_, err = connectUpstream(t, UpstreamConfig{Addr: addr, Security: BackendSecurity{TLS: "disable"}, User: "u", Password: "pw"})
 	checkUpstreamError(t, err, Unreachable, "")
 
 	dialErr := errors.New("no route to backend")
@@ -294,9 +294,9 @@ func TestConnectUpstream_InvalidConfig(t *testing.T) {
 		{Addr: "no-port"},
 		{Addr: "h:0"},
 		{Addr: ":5432"},
-		{Addr: "h:5432", TLS: "verify-ca"},
-		{Addr: "h:5432", RequireAuth: []string{"gss"}},
-		{Addr: "h:5432", RequireAuth: []string{}},
+		{Addr: "h:5432", Security: BackendSecurity{TLS: "verify-ca"}},
+		{Addr: "h:5432", Security: BackendSecurity{Auth: []string{"gss"}}},
+		{Addr: "h:5432", Security: BackendSecurity{Auth: []string{}}},
 	} {
 		if _, err := ConnectUpstream(context.Background(), cfg); err == nil {
 			t.Errorf("ConnectUpstream(%+v): got nil error, want one", cfg)

@@ -43,6 +43,14 @@ type Options struct {
 	// settings with the database replaced: one small pool per database,
 	// created on first use.
 	AdminConnString string
+	// Secure, when set, decides how every admin login is secured (TLS,
+	// fallbacks, require_auth, channel binding): it is applied to the
+	// parsed AdminConnString before any pool exists, so the admin pool and
+	// every per-database pool inherit what it sets, whatever the connection
+	// string or PG* environment variables said. Waypoint passes
+	// pgwire.BackendSecurity.Apply, the function role logins are secured
+	// with. Nil keeps the connection string's own settings.
+	Secure func(*pgconn.Config) error
 	// Prefix starts every role name; "" means DefaultPrefix. It must pass
 	// plan.ValidatePrefix.
 	Prefix string
@@ -142,12 +150,9 @@ func New(ctx context.Context, opts Options) (*Provisioner, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	cfg, err := pgxpool.ParseConfig(opts.AdminConnString)
+	cfg, err := AdminConfig(opts)
 	if err != nil {
-		return nil, fmt.Errorf("provision: admin connection string: %w", err)
-	}
-	if opts.DialFunc != nil {
-		cfg.ConnConfig.DialFunc = opts.DialFunc
+		return nil, err
 	}
 	cfg.ConnConfig.OnNotice = p.onNotice
 	p.baseConfig, p.adminDB = cfg, cfg.ConnConfig.Database
@@ -166,6 +171,26 @@ func New(ctx context.Context, opts Options) (*Provisioner, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// AdminConfig is the configuration every admin pool of a Provisioner made
+// with opts is copied from: opts.AdminConnString as pgxpool.ParseConfig
+// reads it, then opts.Secure and opts.DialFunc applied. It connects to
+// nothing.
+func AdminConfig(opts Options) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(opts.AdminConnString)
+	if err != nil {
+		return nil, fmt.Errorf("provision: admin connection string: %w", err)
+	}
+	if opts.Secure != nil {
+		if err := opts.Secure(&cfg.ConnConfig.Config); err != nil {
+			return nil, fmt.Errorf("provision: secure the admin login: %w", err)
+		}
+	}
+	if opts.DialFunc != nil {
+		cfg.ConnConfig.DialFunc = opts.DialFunc
+	}
+	return cfg, nil
 }
 
 // hardenSession makes every admin connection made from now on set the

@@ -16,7 +16,7 @@ import (
 // the real PostgreSQL). With the default backend_auth the fake receives no
 // password, the client is told 28000 and whom to tell, and the log says
 // which method was refused and what to change. With "password" listed in
-// Backend.Auth the fake does receive the role's password: the knob reaches
+// Backend.Security.Auth the fake does receive the role's password: the knob reaches
 // the role logins.
 func TestFault_BackendAsksForCleartext(t *testing.T) {
 	pg := pgtest.Shared(t, pgtest.Options{})
@@ -37,7 +37,7 @@ func TestFault_BackendAsksForCleartext(t *testing.T) {
 			probe := pgwiretest.StartAuthProbe(t, "password", false)
 			r := newRig(t, pg, func(o *proxy.Options) {
 				o.Backend.Addr = probe.Addr()
-				o.Backend.Auth = tt.auth
+				o.Backend.Security.Auth = tt.auth
 			})
 			alice := r.client("alice@example.com", "laptop", readwriteAppdb)
 

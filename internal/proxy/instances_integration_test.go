@@ -13,6 +13,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/coord"
 	"github.com/waypoint-proxy/waypoint/internal/coord/redistest"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
@@ -50,7 +51,7 @@ func redisRig(t *testing.T, pg *pgtest.Cluster, redisAddr string) (*rig, *instan
 	t.Cleanup(prov.Close)
 	srv, err := proxy.New(proxy.Options{
 		Listener: listenerName, Resolver: node, Provisioner: proxy.RoleProvisioner{Provisioner: prov},
-		Backend: proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
+		Backend: proxy.Backend{Addr: pg.Addr(), Security: pgwire.BackendSecurity{TLS: pgwire.BackendTLSDisable}},
 		Logger:  slog.New(slog.NewTextHandler(r.logs, nil)),
 		Coord:   newStore(),
 	})

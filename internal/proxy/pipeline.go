@@ -218,15 +218,13 @@ func (s *Server) login(ctx context.Context, sess *session) error {
 // role on database with params.
 func (s *Server) upstreamConfig(database, role, password string, params map[string]string) pgwire.UpstreamConfig {
 	return pgwire.UpstreamConfig{
-		Addr:        s.opts.Backend.Addr,
-		Database:    database,
-		User:        role,
-		Password:    password,
-		TLS:         s.opts.Backend.TLS,
-		RootCAs:     s.opts.Backend.RootCAs,
-		RequireAuth: s.opts.Backend.Auth,
-		Params:      params,
-		DialFunc:    s.opts.Backend.DialFunc,
+		Addr:     s.opts.Backend.Addr,
+		Database: database,
+		User:     role,
+		Password: password,
+		Security: s.opts.Backend.Security,
+		Params:   params,
+		DialFunc: s.opts.Backend.DialFunc,
 	}
 }
 

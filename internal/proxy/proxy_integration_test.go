@@ -158,7 +158,7 @@ func TestIntegration_Proxy_PresetQueryParamLimitsReadwriteGrant(t *testing.T) {
 }
 
 // TestIntegration_Proxy_BackendAuthMethods: SCRAM and MD5 backends with the
-// default Backend.Auth, and a cleartext backend with "password" listed (the
+// default Backend.Security.Auth, and a cleartext backend with "password" listed (the
 // default refuses it: TestFault_BackendAsksForCleartext).
 func TestIntegration_Proxy_BackendAuthMethods(t *testing.T) {
 	for _, tt := range []struct {
@@ -171,7 +171,7 @@ func TestIntegration_Proxy_BackendAuthMethods(t *testing.T) {
 	} {
 		t.Run(string(tt.auth), func(t *testing.T) {
 			pgtest.EachVersion(t, pgtest.Options{Auth: tt.auth}, func(t *testing.T, pg *pgtest.Cluster) {
-				r := newRig(t, pg, func(o *proxy.Options) { o.Backend.Auth = tt.backendAuth })
+				r := newRig(t, pg, func(o *proxy.Options) { o.Backend.Security.Auth = tt.backendAuth })
 				alice := r.client("alice@example.com", "laptop", grantJSON(map[string]authz.DatabaseGrant{"appdb": dbGrant("readonly")}))
 				conn := r.mustConnect(alice, "appdb", nil)
 				var one int

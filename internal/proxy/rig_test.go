@@ -15,6 +15,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
@@ -73,7 +74,7 @@ func newRigWith(t *testing.T, pg *pgtest.Cluster, provMod func(*provision.Option
 		Listener:    listenerName,
 		Resolver:    node,
 		Provisioner: proxy.RoleProvisioner{Provisioner: prov},
-		Backend:     proxy.Backend{Addr: pg.Addr(), TLS: "disable"},
+		Backend:     proxy.Backend{Addr: pg.Addr(), Security: pgwire.BackendSecurity{TLS: pgwire.BackendTLSDisable}},
 		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
 		Policy:      authz.Policy{AdminDatabase: "postgres"},
 	}

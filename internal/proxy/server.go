@@ -12,7 +12,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,16 +79,11 @@ func (p RoleProvisioner) Ensure(ctx context.Context, peer identity.Peer, eff aut
 type Backend struct {
 	// Addr is the backend's "host:port".
 	Addr string
-	// TLS is libpq's sslmode: disable, prefer, require or verify-full.
-	// "" means prefer.
-	TLS string
-	// RootCAs verifies the backend for verify-full (and require when set).
-	// Nil means the system pool.
-	RootCAs *x509.CertPool
-	// Auth lists the authentication methods role logins answer, as
-	// pgwire.UpstreamConfig.RequireAuth (libpq's require_auth names). Nil
-	// means scram-sha-256 and md5, never cleartext.
-	Auth []string
+	// Security is how role logins are secured: TLS mode, certificate
+	// checks and the authentication methods they answer. The zero value is
+	// prefer, with scram-sha-256 and md5 but never cleartext; it must pass
+	// Validate.
+	Security pgwire.BackendSecurity
 	// DialFunc dials the backend. Nil means a plain net.Dialer.
 	DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -175,8 +169,8 @@ func New(opts Options) (*Server, error) {
 	case opts.TLSMode == "require" && opts.TLSConfig == nil:
 		return nil, errors.New("proxy: TLSMode require needs a TLSConfig")
 	}
-	if _, err := pgwire.RequireAuthParam(opts.Backend.Auth); err != nil {
-		return nil, fmt.Errorf("proxy: Options.Backend.Auth: %w", err)
+	if err := opts.Backend.Security.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy: Options.Backend.Security: %w", err)
 	}
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = 10 * time.Second

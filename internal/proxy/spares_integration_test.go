@@ -15,6 +15,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/testkit"
@@ -255,7 +256,7 @@ func TestSpares_BoundUnderStormOf100(t *testing.T) {
 		}
 		srv := startServer(t, proxy.Options{
 			Listener: listenerName, Resolver: tn, Provisioner: proxy.RoleProvisioner{Provisioner: prov},
-			Backend: proxy.Backend{Addr: pg.Addr(), TLS: "disable"}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			Backend: proxy.Backend{Addr: pg.Addr(), Security: pgwire.BackendSecurity{TLS: pgwire.BackendTLSDisable}}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 			Policy: authz.Policy{AdminDatabase: "postgres"},
 			Spares: proxy.Spares{PerRole: 1, Max: max, IdleTimeout: time.Minute},
 		}, ln)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/authz"
 	"github.com/waypoint-proxy/waypoint/internal/identity"
+	"github.com/waypoint-proxy/waypoint/internal/pgwire"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire/pgwiretest"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/testkit"
@@ -210,7 +211,7 @@ func newUnitRig(t *testing.T, mod func(*proxy.Options)) *unitRig {
 		Listener:    listenerName,
 		Resolver:    r.tn,
 		Provisioner: r.prov,
-		Backend:     proxy.Backend{Addr: backend.Addr(), TLS: "disable"},
+		Backend:     proxy.Backend{Addr: backend.Addr(), Security: pgwire.BackendSecurity{TLS: pgwire.BackendTLSDisable}},
 		Logger:      slog.New(slog.NewTextHandler(r.logs, nil)),
 		Policy:      authz.Policy{AdminDatabase: "postgres"},
 	}

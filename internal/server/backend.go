@@ -7,6 +7,8 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/certs"
 	"github.com/waypoint-proxy/waypoint/internal/config"
 	"github.com/waypoint-proxy/waypoint/internal/pgwire"
+	"github.com/waypoint-proxy/waypoint/internal/provision"
+	"github.com/waypoint-proxy/waypoint/internal/proxy"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 )
 
@@ -18,23 +20,32 @@ func backendSecurity(l *config.Listener) (pgwire.BackendSecurity, error) {
 	return pgwire.NewBackendSecurity(string(pg.BackendTLS), pg.BackendCAFile, pg.BackendAuth)
 }
 
-// AdminConnString is the libpq URL of the admin login of listener l (a
-// postgres listener), as serve's provisioner uses it: see adminConnString.
-func AdminConnString(l *config.Listener) (string, error) {
-	sec, err := backendSecurity(l)
-	if err != nil {
-		return "", err
-	}
-	return adminConnString(l, sec), nil
+// backend is how the proxy reaches l's backend and secures role logins:
+// with sec, as the admin login (adminOptions).
+func backend(l *config.Listener, sec pgwire.BackendSecurity) proxy.Backend {
+	return proxy.Backend{Addr: l.Backend, Security: sec}
 }
 
-// adminConnString is the libpq URL of the listener's admin login. It is built
-// with net/url so that passwords and names with special characters survive.
-// It carries sec, the settings role logins get through proxy.Backend, as
-// sslmode, sslrootcert, require_auth and channel_binding=prefer
-// (BackendSecurity.ConnParams). Parameters in the URL win over PG*
-// environment variables, so PGREQUIREAUTH cannot loosen them.
-func adminConnString(l *config.Listener, sec pgwire.BackendSecurity) string {
+// AdminOptions returns the login fields of provision.Options
+// (AdminConnString and Secure) for the admin of listener l (a postgres
+// listener), exactly as serve's provisioner gets them: see adminOptions.
+func AdminOptions(l *config.Listener) (provision.Options, error) {
+	sec, err := backendSecurity(l)
+	if err != nil {
+		return provision.Options{}, err
+	}
+	return adminOptions(l, sec), nil
+}
+
+// adminOptions returns the login fields of provision.Options for l's admin.
+// AdminConnString is a libpq URL, built with net/url so that passwords and
+// names with special characters survive, that says only where and as whom
+// to log in: host, database, user, password and application_name, plus
+// sslmode=disable so that pgconn builds no TLS settings of its own from it
+// or from PG* environment variables (it would read PGSSLCERT's files).
+// Secure is sec.Apply, the function role logins are secured with: it sets
+// TLS, fallbacks, require_auth and channel binding on the parsed URL.
+func adminOptions(l *config.Listener, sec pgwire.BackendSecurity) provision.Options {
 	pg := l.Postgres
 	u := url.URL{
 		Scheme: "postgres",
@@ -46,10 +57,11 @@ func adminConnString(l *config.Listener, sec pgwire.BackendSecurity) string {
 	} else {
 		u.User = url.User(pg.AdminUser)
 	}
-	q := sec.ConnParams()
+	q := url.Values{}
 	q.Set("application_name", "waypoint-admin")
+	q.Set("sslmode", "disable") // replaced by Secure
 	u.RawQuery = q.Encode()
-	return u.String()
+	return provision.Options{AdminConnString: u.String(), Secure: sec.Apply}
 }
 
 // ExplainLoginError returns, for an admin login abandoned because the

@@ -27,12 +27,11 @@ type live struct {
 func (r *live) backend() (pgwire.BackendSecurity, error) { return backendSecurity(r.l) }
 
 func (r *live) provisioner(ctx context.Context, sec pgwire.BackendSecurity) (*provision.Provisioner, func(), error) {
-	prov, err := provision.New(ctx, provision.Options{
-		AdminConnString: adminConnString(r.l, sec),
-		Prefix:          r.l.Postgres.UserPrefix,
-		TTL:             r.l.Postgres.UserTTL,
-		Logger:          r.logger.With("listener", r.l.Name),
-	})
+	opts := adminOptions(r.l, sec)
+	opts.Prefix = r.l.Postgres.UserPrefix
+	opts.TTL = r.l.Postgres.UserTTL
+	opts.Logger = r.logger.With("listener", r.l.Name)
+	prov, err := provision.New(ctx, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin login to %s: %w", r.l.Backend, ExplainLoginError(err))
 	}
@@ -76,15 +75,10 @@ func (r *live) audit() (*audit.Logger, func(), error) {
 func (r *live) server(p serverParts) (*proxy.Server, error) {
 	l := r.l
 	return proxy.New(proxy.Options{
-		Listener:    l.Name,
-		Resolver:    r.app.node,
-		Provisioner: proxy.RoleProvisioner{Provisioner: p.prov},
-		Backend: proxy.Backend{
-			Addr:    l.Backend,
-			TLS:     p.sec.TLS,
-			RootCAs: p.sec.RootCAs,
-			Auth:    p.sec.Auth,
-		},
+		Listener:         l.Name,
+		Resolver:         r.app.node,
+		Provisioner:      proxy.RoleProvisioner{Provisioner: p.prov},
+		Backend:          backend(l, p.sec),
 		Policy:           ListenerPolicy(r.cfg, l),
 		TLSMode:          pgwire.TLSMode(l.TLSMode),
 		TLSConfig:        p.tls,
