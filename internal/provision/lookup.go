@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 )
 
