@@ -33,18 +33,12 @@ const (
 	NotRun
 )
 
+// outcomeNames are the Outcomes' names in reports.
+var outcomeNames = map[Outcome]string{Pass: "pass", Skip: "skip", Fail: "fail", Timeout: "timeout", NotRun: "not run"}
+
 func (o Outcome) String() string {
-	switch o {
-	case Pass:
-		return "pass"
-	case Skip:
-		return "skip"
-	case Fail:
-		return "fail"
-	case Timeout:
-		return "timeout"
-	case NotRun:
-		return "not run"
+	if name, ok := outcomeNames[o]; ok {
+		return name
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }

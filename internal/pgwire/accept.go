@@ -255,14 +255,10 @@ func (h *handshake) readPacket() ([]byte, error) {
 
 // sslRequest answers an SSLRequest: 'S' and a TLS handshake, or 'N'.
 func (h *handshake) sslRequest(body []byte) error {
-	var msg pgproto3.SSLRequest
-	if err := msg.Decode(body); err != nil || len(body) != 4 {
-		return h.fail(codeProtocolViolation, "invalid SSLRequest", err)
+	if err := h.encryptionRequest(body, &pgproto3.SSLRequest{}, &h.sslRequested,
+		"invalid SSLRequest", "unexpected SSLRequest: TLS was already negotiated"); err != nil {
+		return err
 	}
-	if h.tls != nil || h.sslRequested {
-		return h.fail(codeProtocolViolation, "unexpected SSLRequest: TLS was already negotiated", nil)
-	}
-	h.sslRequested = true
 	if !h.opts.tlsOffered() {
 		return h.writeByte('N')
 	}
@@ -275,15 +271,26 @@ func (h *handshake) sslRequest(body []byte) error {
 // gssEncRequest refuses GSS encryption; the client may go on in plaintext or
 // ask for TLS.
 func (h *handshake) gssEncRequest(body []byte) error {
-	var msg pgproto3.GSSEncRequest
-	if err := msg.Decode(body); err != nil || len(body) != 4 {
-		return h.fail(codeProtocolViolation, "invalid GSSENCRequest", err)
+	if err := h.encryptionRequest(body, &pgproto3.GSSEncRequest{}, &h.gssRequested,
+		"invalid GSSENCRequest", "unexpected GSSENCRequest"); err != nil {
+		return err
 	}
-	if h.tls != nil || h.gssRequested {
-		return h.fail(codeProtocolViolation, "unexpected GSSENCRequest", nil)
-	}
-	h.gssRequested = true
 	return h.writeByte('N')
+}
+
+// encryptionRequest checks an SSLRequest or GSSENCRequest body (msg decodes
+// it) and that it is the first of its kind (*asked) before any TLS, then
+// records it. It fails the handshake with invalid or repeated, a protocol
+// violation, otherwise.
+func (h *handshake) encryptionRequest(body []byte, msg pgproto3.FrontendMessage, asked *bool, invalid, repeated string) error {
+	if err := msg.Decode(body); err != nil || len(body) != 4 {
+		return h.fail(codeProtocolViolation, invalid, err)
+	}
+	if h.tls != nil || *asked {
+		return h.fail(codeProtocolViolation, repeated, nil)
+	}
+	*asked = true
+	return nil
 }
 
 // writeByte writes one of the single-byte answers to SSLRequest or

@@ -35,25 +35,16 @@ const (
 	AdminLogin
 )
 
+// kindNames are the ErrorKinds' names in logs and metrics labels.
+var kindNames = map[ErrorKind]string{
+	Backend: "backend", CannotGrant: "cannot_grant", MissingObject: "missing_object", BadSQL: "bad_sql",
+	Clash: "clash", Closed: "closed", Unreachable: "unreachable", AdminLogin: "admin_login",
+}
+
 // String returns a short lowercase name for k, for logs and metrics labels.
 func (k ErrorKind) String() string {
-	switch k {
-	case Backend:
-		return "backend"
-	case CannotGrant:
-		return "cannot_grant"
-	case MissingObject:
-		return "missing_object"
-	case BadSQL:
-		return "bad_sql"
-	case Clash:
-		return "clash"
-	case Closed:
-		return "closed"
-	case Unreachable:
-		return "unreachable"
-	case AdminLogin:
-		return "admin_login"
+	if name, ok := kindNames[k]; ok {
+		return name
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
