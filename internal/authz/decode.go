@@ -174,34 +174,49 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 
 // UnmarshalJSON implements json.Unmarshaler for one listener's grant.
 func (be *Backend) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		PG json.RawMessage `json:"pg"`
+	pg, err := onlyField(b, "pg", decodeOptional[PGBackend])
+	if err == nil {
+		*be = Backend{PG: pg}
 	}
-	if err := decodeStrict(b, &raw, "pg"); err != nil {
-		return err
-	}
-	pg, err := decodeOptional[PGBackend](raw.PG)
-	if err != nil {
-		return inField("pg", err)
-	}
-	*be = Backend{PG: pg}
-	return nil
+	return err
 }
 
 // UnmarshalJSON implements json.Unmarshaler for a postgres listener's grant.
 func (p *PGBackend) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		Databases map[string]json.RawMessage `json:"databases"`
+	dbs, err := onlyField(b, "databases", decodeObjects[DatabaseGrant])
+	if err == nil {
+		*p = PGBackend{Databases: dbs}
 	}
-	if err := decodeStrict(b, &raw, "databases"); err != nil {
-		return err
+	return err
+}
+
+// onlyField decodes b, a JSON object whose one known field is name (any
+// other is an error), and that field's value with decode; errors in the
+// value are reported under name.
+func onlyField[T any](b []byte, name string, decode func(json.RawMessage) (T, error)) (T, error) {
+	var raw map[string]json.RawMessage
+	if err := decodeStrict(b, &raw, name); err != nil {
+		var zero T
+		return zero, err
 	}
-	dbs, err := decodeMap[DatabaseGrant](raw.Databases)
+	v, err := decode(raw[name])
 	if err != nil {
-		return inField("databases", err)
+		return v, inField(name, err)
 	}
-	*p = PGBackend{Databases: dbs}
-	return nil
+	return v, nil
+}
+
+// decodeObjects decodes raw, a JSON object of JSON objects, with decodeMap;
+// absent or null is nil.
+func decodeObjects[V any](raw json.RawMessage) (map[string]V, error) {
+	if isAbsent(raw) {
+		return nil, nil
+	}
+	var m map[string]json.RawMessage
+	if err := decodeObject(raw, &m); err != nil {
+		return nil, err
+	}
+	return decodeMap[V](m)
 }
 
 // UnmarshalJSON implements json.Unmarshaler for one databases entry.

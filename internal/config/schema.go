@@ -19,13 +19,9 @@ func (d *decoder) decodeConfig(root *table, c *Config) {
 		d.decodeLimits(t.sub("limits"), &c.Defaults.Limits)
 		t.finish()
 	}
-	c.Redis = d.decodeRedis(root.sub("redis"))
-	if t := root.sub("metrics"); t != nil {
-		c.Metrics = &Metrics{}
-		t.str("listen", &c.Metrics.Listen)
-		t.finish()
-	}
-	c.Console = d.decodeConsole(root.sub("console"))
+	c.Redis = optional(root.sub("redis"), d.decodeRedis)
+	c.Metrics = optional(root.sub("metrics"), func(t *table, m *Metrics) { t.str("listen", &m.Listen) })
+	c.Console = optional(root.sub("console"), d.decodeConsole)
 	c.Shutdown.DrainTimeout = defaultDrainTimeout
 	if t := root.sub("shutdown"); t != nil {
 		t.duration("drain_timeout", &c.Shutdown.DrainTimeout, defaultDrainTimeout)
@@ -68,31 +64,32 @@ func (d *decoder) decodeLimits(t *table, l *Limits) {
 	t.finish()
 }
 
-// decodeRedis returns [redis], or nil when the table is absent.
-func (d *decoder) decodeRedis(t *table) *Redis {
+// optional decodes a table that may be absent: nil when t is nil, else a
+// new T that fill reads t's keys into, after which the keys fill did not
+// read are reported.
+func optional[T any](t *table, fill func(*table, *T)) *T {
 	if t == nil {
 		return nil
 	}
-	r := &Redis{}
+	v := new(T)
+	fill(t, v)
+	t.finish()
+	return v
+}
+
+// decodeRedis fills r from [redis].
+func (d *decoder) decodeRedis(t *table, r *Redis) {
 	t.str("address", &r.Address)
 	t.str("password", &r.Password)
 	t.integer("db", &r.DB)
 	t.strDefault("key_prefix", &r.KeyPrefix, defaultRedisKeyPrefix)
-	t.finish()
-	return r
 }
 
-// decodeConsole returns [console], or nil when the table is absent.
-func (d *decoder) decodeConsole(t *table) *Console {
-	if t == nil {
-		return nil
-	}
-	c := &Console{}
+// decodeConsole fills c from [console].
+func (d *decoder) decodeConsole(t *table, c *Console) {
 	t.str("listen", &c.Listen)
 	t.str("local", &c.Local)
 	t.str("local_token_file", &c.LocalTokenFile)
-	t.finish()
-	return c
 }
 
 // decodeListener returns one [[listeners]] element (t may be nil when the
@@ -113,17 +110,13 @@ func (d *decoder) decodeListener(t *table) Listener {
 	t.str("key_file", &l.KeyFile)
 	t.duration("handshake_timeout", &l.HandshakeTimeout, defaultHandshakeTimeout)
 	t.str("audit_log", &l.AuditLog)
-	l.Postgres = d.decodePostgres(t.sub("postgres"))
+	l.Postgres = optional(t.sub("postgres"), d.decodePostgres)
 	t.finish()
 	return l
 }
 
-// decodePostgres returns [listeners.postgres], or nil when it is absent.
-func (d *decoder) decodePostgres(t *table) *Postgres {
-	if t == nil {
-		return nil
-	}
-	p := &Postgres{}
+// decodePostgres fills p from [listeners.postgres].
+func (d *decoder) decodePostgres(t *table, p *Postgres) {
 	t.str("admin_user", &p.AdminUser)
 	t.str("admin_password", &p.AdminPassword)
 	t.strDefault("admin_database", &p.AdminDatabase, defaultAdminDatabase)
@@ -142,6 +135,4 @@ func (d *decoder) decodePostgres(t *table) *Postgres {
 	t.str("backend_ca_file", &p.BackendCAFile)
 	p.BackendAuth = DefaultBackendAuth()
 	t.enumList("backend_auth", &p.BackendAuth)
-	t.finish()
-	return p
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ type Client struct {
 	nodeID tailcfg.StableNodeID
 
 	closeOnce sync.Once
-	closed    chan struct{}
+	closed    atomic.Bool // set by Close
 }
 
 // NewClient starts a client node named machine. With no tags, other nodes
@@ -48,7 +49,6 @@ func (tn *Tailnet) NewClient(tb testing.TB, login, machine string, tags ...strin
 		Login:   login,
 		Machine: machine,
 		Tags:    slices.Sorted(slices.Values(tags)),
-		closed:  make(chan struct{}),
 		srv: &tsnet.Server{
 			Hostname:   machine,
 			Dir:        tb.TempDir(),
@@ -125,7 +125,7 @@ const closeTimeout = 10 * time.Second
 // in internal/compat) would otherwise hang in its cleanup forever.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
-		close(c.closed)
+		c.closed.Store(true)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -137,15 +137,6 @@ func (c *Client) Close() error {
 		}
 	})
 	return nil
-}
-
-func (c *Client) isClosed() bool {
-	select {
-	case <-c.closed:
-		return true
-	default:
-		return false
-	}
 }
 
 // Dialer returns c.Dial, e.g. for pgconn.Config.DialFunc.

@@ -55,7 +55,7 @@ func (tn *Tailnet) check(ctx context.Context) error {
 	nodes, wants := tn.expectations()
 	for _, n := range nodes {
 		for _, want := range wants {
-			if want.client.isClosed() {
+			if want.client.closed.Load() {
 				continue
 			}
 			got, err := whoIs(ctx, n, want.client)
