@@ -35,21 +35,28 @@ func (b *SyncBuffer) String() string {
 
 // Serve accepts connections on ln until it is closed and runs handle on
 // each in its own goroutine, closing the connection when handle returns.
-// The test's cleanup closes ln.
-func Serve(tb testing.TB, ln net.Listener, handle func(net.Conn)) {
+// The test's cleanup closes ln. Serve returns stop, which closes ln and
+// waits until every handler has returned, for a test that reads what the
+// handlers recorded; it may be called more than once.
+func Serve(tb testing.TB, ln net.Listener, handle func(net.Conn)) (stop func()) {
 	tb.Cleanup(func() { ln.Close() })
-	go func() {
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
+			wg.Go(func() {
 				defer c.Close()
 				handle(c)
-			}()
+			})
 		}
-	}()
+	})
+	return func() {
+		ln.Close()
+		wg.Wait()
+	}
 }
 
 // ServeLoopback is Serve on a new listener on a free port of 127.0.0.1, and

@@ -47,7 +47,7 @@ type AuthProbe struct {
 	method string
 	tls    *tls.Config // nil: SSLRequest is answered 'N'
 
-	wg     sync.WaitGroup
+	stop   func() // closes the listener and waits for the connections being served
 	mu     sync.Mutex
 	logins []Login
 }
@@ -74,8 +74,10 @@ func StartAuthProbe(tb testing.TB, method string, withTLS bool) *AuthProbe {
 		tb.Fatal(err)
 	}
 	p.ln = ln
-	p.wg.Add(1)
-	go p.accept()
+	p.stop = testkit.Serve(tb, ln, func(conn net.Conn) {
+		_ = conn.SetDeadline(time.Now().Add(probeTimeout))
+		p.serve(conn)
+	})
 	tb.Cleanup(p.stop)
 	return p
 }
@@ -90,28 +92,6 @@ func (p *AuthProbe) Logins() []Login {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]Login(nil), p.logins...)
-}
-
-func (p *AuthProbe) stop() {
-	p.ln.Close()
-	p.wg.Wait()
-}
-
-func (p *AuthProbe) accept() {
-	defer p.wg.Done()
-	for {
-		conn, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(probeTimeout))
-			p.serve(conn)
-		}()
-	}
 }
 
 // serve plays the server's side of one connection: TLS negotiation, the
