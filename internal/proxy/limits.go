@@ -53,6 +53,7 @@ func (sess *session) startRelay(cancel func(), expire func(time.Duration)) *live
 		return nil
 	}
 	sess.cancel = cancel
+	sess.relayEnd = make(chan struct{})
 	sess.relaying = true
 	sess.limits = &liveLimits{start: time.Now(), budget: relay.NewBudget(0), counters: &sess.bytes, expire: expire}
 	sess.limits.set(sess.eff.Limits) // nothing relayed yet: never over budget
@@ -64,10 +65,26 @@ func (sess *session) startRelay(cancel func(), expire func(time.Duration)) *live
 func (sess *session) endRelay() {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	close(sess.relayEnd)
 	if sess.limits != nil {
 		sess.limits.stop()
 		sess.limits = nil
 	}
+}
+
+// relayEnded returns a channel closed once sess's relay has returned, so
+// that nothing more from the backend reaches the client. Called after
+// stop, it never blocks on a relay that was not started: stop keeps one
+// from starting, and the channel is then closed already.
+func (sess *session) relayEnded() <-chan struct{} {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.relayEnd == nil {
+		ended := make(chan struct{})
+		close(ended)
+		return ended
+	}
+	return sess.relayEnd
 }
 
 // setLimits makes lim the session's limits: recorded in its decision (a

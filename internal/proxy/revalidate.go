@@ -174,11 +174,23 @@ func (s *Server) revoke(ctx context.Context, sess *session, live LiveProvisioner
 	s.terminateBackend(ctx, sess, live)
 }
 
+// relayStopWait bounds how long terminateBackend waits for a stopped
+// session's relay to return before terminating the backend anyway.
+const relayStopWait = 5 * time.Second
+
 // terminateBackend ends sess's backend session server-side, so that a
 // running query dies with it. It does nothing without a LiveProvisioner or
-// before the upstream login.
+// before the upstream login. sess must have been stopped: it first waits
+// (at most relayStopWait) for the relay to return, so that the client gets
+// Waypoint's reason, not the backend's "terminating connection due to
+// administrator command" relayed ahead of it.
 func (s *Server) terminateBackend(ctx context.Context, sess *session, live LiveProvisioner) {
 	if live != nil && sess.up != nil {
+		select {
+		case <-sess.relayEnded():
+		case <-time.After(relayStopWait):
+		case <-ctx.Done():
+		}
 		if err := live.Terminate(ctx, sess.up.Key.ProcessID); err != nil {
 			s.log.Warn("could not terminate the backend session", "conn", sess.id, "err", err)
 		}

@@ -35,6 +35,7 @@ type session struct {
 
 	mu       sync.Mutex
 	cancel   context.CancelFunc // stops the relay; nil until relaying
+	relayEnd chan struct{}      // closed when the relay has returned; nil until relaying
 	stopErr  error              // why the session was stopped from outside
 	watched  bool               // logged in upstream: revalidation covers it (see Server.watch)
 	relaying bool               // login done, bytes flowing

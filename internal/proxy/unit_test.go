@@ -128,10 +128,13 @@ func (p *fakeProvisioner) Reconcile(_ context.Context, _ identity.Peer, eff auth
 	return nil
 }
 
+// Terminate records pid and ends its backend session as
+// pg_terminate_backend would, FATAL 57P01 first.
 func (p *fakeProvisioner) Terminate(_ context.Context, pid uint32) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.terminated = append(p.terminated, pid)
+	p.mu.Unlock()
+	p.backend.Terminate(pid)
 	return nil
 }
 
@@ -401,6 +404,36 @@ func TestUnit_RevalidationClosesRevokedSession(t *testing.T) {
 	}
 	if got := r.prov.touchedRoles(); !slices.Equal(got, []string{"wp_bob"}) {
 		t.Errorf("roles recorded as in use: %v, want [wp_bob]", got)
+	}
+}
+
+// TestUnit_TerminatedClientsGetOperatorReason: an operator terminates
+// every session of alice; each backend answers pg_terminate_backend with
+// its own FATAL 57P01 ("administrator command") the moment it is asked, yet
+// every client is told why by Waypoint ("terminated by a Waypoint
+// operator"), because the backend is terminated only once the session's
+// relay has stopped.
+func TestUnit_TerminatedClientsGetOperatorReason(t *testing.T) {
+	r := newUnitRig(t, nil)
+	const n = 12
+	conns := make([]*pgconn.PgConn, n)
+	for i := range conns {
+		conns[i] = r.mustConnect(aliceIP, nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), unitTimeout)
+	defer cancel()
+	ended := r.srv.TerminateSubject(ctx, "alice@example.com", proxy.Operator{Login: "ops@example.com", Via: "local"})
+	if len(ended) != n {
+		t.Fatalf("TerminateSubject ended %d sessions, want %d", len(ended), n)
+	}
+	if got := r.prov.terminatedPIDs(); len(got) != n {
+		t.Errorf("terminated %d backends, want %d", len(got), n)
+	}
+	for i, c := range conns {
+		_, err := whoAmI(t, c)
+		if pe := pgError(err); pe == nil || pe.Code != "57P01" || !strings.Contains(pe.Message, "terminated by a Waypoint operator") {
+			t.Errorf("session %d after the terminate: got %v, want FATAL 57P01 from Waypoint saying an operator ended it", i, err)
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"tailscale.com/tsnet"
 
 	"github.com/waypoint-proxy/waypoint/internal/identity"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // Client is a client node on the tailnet — a user's laptop, a CI runner —
@@ -51,7 +52,7 @@ func (tn *Tailnet) NewClient(tb testing.TB, login, machine string, tags ...strin
 		Tags:    slices.Sorted(slices.Values(tags)),
 		srv: &tsnet.Server{
 			Hostname:   machine,
-			Dir:        tb.TempDir(),
+			Dir:        testkit.StateDir(tb),
 			Store:      new(mem.Store),
 			Ephemeral:  true,
 			AuthKey:    tn.net.AuthKey(),

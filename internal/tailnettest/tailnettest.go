@@ -22,6 +22,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet/devnet"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // startTimeout bounds bringing one node up.
@@ -87,7 +88,7 @@ func (tn *Tailnet) StartNode(tb testing.TB, hostname string) *tailnet.Node {
 	defer cancel()
 	n, err := tailnet.Start(ctx, tailnet.Options{
 		Hostname:   hostname,
-		Dir:        tb.TempDir(),
+		Dir:        testkit.StateDir(tb),
 		AuthKey:    tn.net.AuthKey(),
 		ControlURL: tn.ControlURL,
 		Ephemeral:  true,

@@ -7,6 +7,7 @@ package testkit
 import (
 	"bytes"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -83,4 +84,30 @@ func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// StateDir returns a new temporary directory for a tsnet node's state,
+// removed at tb's cleanup. Unlike tb.TempDir, the removal is retried for a
+// few seconds while the directory is still being written to: tsnet's
+// background goroutines may write a last file just after Close returns,
+// which makes a single RemoveAll fail with "directory not empty". The
+// cleanup must be registered before the node's Close, so that it runs
+// after it.
+func StateDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "tsnet-state-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		var err error
+		for range 50 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		tb.Errorf("remove %s: %v", dir, err)
+	})
+	return dir
 }

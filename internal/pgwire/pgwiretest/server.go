@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +62,9 @@ type Session struct {
 	Params map[string]string
 
 	secret     uint32
+	conn       net.Conn
+	wmu        *sync.Mutex // serializes writes to conn: the session's own and Terminate's
+	terminated atomic.Bool // set by Terminate before it closes conn
 	cancelOnce sync.Once
 	cancelled  chan struct{} // closed by a CancelRequest with this session's key
 	closeOnce  sync.Once
@@ -201,7 +206,8 @@ func (s *Server) untrack(c net.Conn) {
 
 // serve plays the server's side of one connection.
 func (s *Server) serve(conn net.Conn) {
-	be := pgproto3.NewBackend(conn, conn)
+	wmu := &sync.Mutex{}
+	be := pgproto3.NewBackend(conn, lockedWriter{wmu, conn})
 	msg, err := be.ReceiveStartupMessage()
 	if _, ok := msg.(*pgproto3.SSLRequest); ok && err == nil {
 		if _, err := conn.Write([]byte{'N'}); err != nil {
@@ -219,13 +225,52 @@ func (s *Server) serve(conn net.Conn) {
 	case *pgproto3.CancelRequest:
 		s.cancel(m)
 	case *pgproto3.StartupMessage:
-		if sess := s.login(be, m); sess != nil {
+		if sess := s.login(be, m, conn, wmu); sess != nil {
 			defer sess.closeOnce.Do(func() { close(sess.closed) })
 			s.run(be, sess)
 		}
 	default:
 		s.tb.Errorf("pgwiretest: got %T, want a StartupMessage or a CancelRequest", msg)
 	}
+}
+
+// Terminate ends the session with process ID pid as pg_terminate_backend
+// does: FATAL 57P01 "terminating connection due to administrator command",
+// then the connection closes. It reports whether such a session was open.
+func (s *Server) Terminate(pid uint32) bool {
+	s.mu.Lock()
+	var sess *Session
+	for _, c := range s.sessions {
+		if c.PID == pid && !c.Ended() {
+			sess = c
+		}
+	}
+	s.mu.Unlock()
+	if sess == nil {
+		return false
+	}
+	msg, err := (&pgproto3.ErrorResponse{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to administrator command"}).Encode(nil)
+	if err != nil {
+		s.tb.Errorf("pgwiretest: encode the termination: %v", err)
+	}
+	sess.terminated.Store(true)
+	sess.wmu.Lock()
+	_, _ = sess.conn.Write(msg)
+	sess.wmu.Unlock()
+	sess.conn.Close()
+	return true
+}
+
+// lockedWriter writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // cancel handles a CancelRequest: the session with its key, if any, is
@@ -247,7 +292,7 @@ func (s *Server) cancel(m *pgproto3.CancelRequest) {
 
 // login asks for an MD5 password and checks it. It returns the new
 // session, or nil when the login was refused or the client hung up.
-func (s *Server) login(be *pgproto3.Backend, m *pgproto3.StartupMessage) *Session {
+func (s *Server) login(be *pgproto3.Backend, m *pgproto3.StartupMessage, conn net.Conn, wmu *sync.Mutex) *Session {
 	if m.ProtocolVersion != pgproto3.ProtocolVersion30 {
 		s.tb.Errorf("pgwiretest: got protocol version %#x, want 3.0", m.ProtocolVersion)
 		return nil
@@ -285,7 +330,7 @@ func (s *Server) login(be *pgproto3.Backend, m *pgproto3.StartupMessage) *Sessio
 		return nil
 	}
 	s.nextPID++
-	sess := &Session{PID: s.nextPID, Params: params, secret: s.nextPID*2654435761 | 1,
+	sess := &Session{PID: s.nextPID, Params: params, secret: s.nextPID*2654435761 | 1, conn: conn, wmu: wmu,
 		cancelled: make(chan struct{}), closed: make(chan struct{})}
 	s.sessions = append(s.sessions, sess)
 	s.mu.Unlock()
@@ -307,7 +352,7 @@ func (s *Server) run(be *pgproto3.Backend, sess *Session) {
 	for {
 		msg, err := be.Receive()
 		if err != nil {
-			if !s.gone(err) {
+			if !s.gone(err) && !sess.terminated.Load() {
 				s.tb.Errorf("pgwiretest: session %d: %v", sess.PID, err)
 			}
 			return
