@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // fakeCRDB is a strict, scripted Postgres-protocol server on loopback that
@@ -24,7 +26,6 @@ import (
 type fakeCRDB struct {
 	t  *testing.T
 	ln net.Listener
-	wg sync.WaitGroup
 
 	mu       sync.Mutex
 	steps    []step
@@ -85,11 +86,9 @@ func startFakeCRDB(t *testing.T, script ...step) *fakeCRDB {
 		t.Fatal(err)
 	}
 	f := &fakeCRDB{t: t, ln: ln, steps: script, repeated: map[int]bool{}}
-	f.wg.Add(1)
-	go f.accept()
+	stop := testkit.Serve(t, ln, func(c net.Conn) { _ = f.serve(c) })
 	t.Cleanup(func() {
-		ln.Close()
-		f.wg.Wait()
+		stop()
 		f.finish()
 	})
 	return f
@@ -177,22 +176,6 @@ func (f *fakeCRDB) statements() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.seen...)
-}
-
-func (f *fakeCRDB) accept() {
-	defer f.wg.Done()
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer c.Close()
-			_ = f.serve(c)
-		}()
-	}
 }
 
 // column is one result column of a scripted answer.
