@@ -49,7 +49,7 @@ type CleanupResult struct {
 func (p *Provisioner) Cleanup(ctx context.Context) (CleanupResult, error) {
 	p.stats.cleanupRuns.Add(1)
 	var res CleanupResult
-	p.dialect.beforeCleanup(ctx)
+	p.waitUnlocks(ctx) // a role released just now is not skipped as still locked
 	cands, err := p.expiredRoles(ctx, p.dialect.expiredRolesSQL(), p.opts.Prefix, p.opts.TTL.Seconds())
 	if err != nil {
 		return res, err

@@ -41,9 +41,6 @@ func crdbGrantsSQL(role string) string {
 
 func (*cockroach) expiredRolesSQL() string { return crdbExpiredRolesSQL }
 
-// beforeCleanup does nothing.
-func (*cockroach) beforeCleanup(context.Context) {}
-
 // afterCleanup does nothing: lock rows are kept (they record last use).
 func (*cockroach) afterCleanup(context.Context) {}
 

@@ -122,7 +122,7 @@ func TestCockroachDB_NoAdvisoryLocks(t *testing.T) {
 
 // aliceRecord is the owner record Ensure writes for alice with aliceEff.
 func aliceRecord(t *testing.T) plan.Record {
-	req, err := plan.NewRequest(DefaultPrefix, peer("alice@example.com", "laptop", "n1"), aliceEff)
+	req, err := plan.NewRequest(plan.DefaultPrefix, peer("alice@example.com", "laptop", "n1"), aliceEff)
 	if err != nil {
 		t.Fatal(err)
 	}

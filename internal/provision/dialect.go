@@ -56,8 +56,7 @@ type dialect interface {
 	expiredRolesSQL() string
 	// cleanRole is Cleanup's step for one candidate (see Cleanup).
 	cleanRole(ctx context.Context, role string, rec plan.Record) (cleanupOutcome, error)
-	// beforeCleanup and afterCleanup run around each Cleanup pass.
-	beforeCleanup(ctx context.Context)
+	// afterCleanup runs after each Cleanup pass.
 	afterCleanup(ctx context.Context)
 }
 

@@ -71,7 +71,9 @@ type rotation struct {
 // the role's owner record and sets password and VALID UNTIL — while the
 // objects fingerprint of the granted schemas is read in parallel in the
 // target database: one round trip of latency, two messages, plus the
-// unlock that Release sends in the background. When the role, its grant or
+// unlock that Release sends in the background. (pgxpool pings a pooled
+// connection idle for over a second before handing it out, so on a quiet
+// instance each of the two pools may add a ping.) When the role, its grant or
 // the schemas' set of relations changed (or nothing is cached) Ensure
 // reconciles: lock and lookup (one pipeline), the provisioning transaction
 // (one pipeline) and its COMMIT.
@@ -188,8 +190,8 @@ func (r *rotation) release() {
 
 // unlockAsync releases lock in the background, so that Release does not
 // add a round trip to the caller's connection setup, and closes done when
-// it is released. Close waits for it (the pool waits for the connection);
-// Cleanup waits for pending unlocks before it try-locks roles.
+// it is released. Close waits for it, at most unlockTimeout; Cleanup waits
+// for pending unlocks before it try-locks roles.
 func (p *Provisioner) unlockAsync(lock roleLock, done chan struct{}) {
 	p.unlocking.Store(lock, done)
 	go func() {

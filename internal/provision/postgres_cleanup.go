@@ -45,10 +45,6 @@ const dependenciesSQL = `SELECT coalesce(d.datname::text, ''), count(*) FILTER (
 
 func (*postgres) expiredRolesSQL() string { return pgExpiredRolesSQL }
 
-// beforeCleanup waits for pending unlocks: a role released just now is not
-// "in use".
-func (d *postgres) beforeCleanup(ctx context.Context) { d.p.waitUnlocks(ctx) }
-
 // afterCleanup forgets unused lease rows.
 func (d *postgres) afterCleanup(ctx context.Context) { d.forgetLeases(ctx) }
 

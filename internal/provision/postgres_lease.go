@@ -89,6 +89,7 @@ func (d *postgres) lockRoles(ctx context.Context, names []string, then *pgx.Batc
 		return nil, fmt.Errorf("%w: %w", errLockHeld, err)
 	}
 	if err != nil {
+		l.abandon()
 		return nil, err
 	}
 	return l, nil
@@ -103,6 +104,7 @@ func (d *postgres) tryLease(ctx context.Context, name string) (l *leaseLock, ok 
 	case isLeaseHeld(err):
 		return nil, false, nil
 	case err != nil:
+		l.abandon()
 		return nil, false, backendErr("lock role", err)
 	}
 	return l, true, nil
@@ -138,6 +140,14 @@ func (l *leaseLock) unlock() {
 		pause = min(2*pause, 2*time.Second)
 	}
 }
+
+// abandon releases, in the background, a lease whose acquiring statement
+// failed without saying the lease is held. The server may have committed
+// the lease before the failure reached us (the context ended, the
+// connection broke after the Sync); releasing what was never taken
+// matches no row and costs one statement. Cleanup waits for it like any
+// release.
+func (l *leaseLock) abandon() { l.d.p.unlockAsync(l, make(chan struct{})) }
 
 // release runs releaseSQL once, within unlockTimeout, resetting the pools
 // when the connection it used was dead.

@@ -23,11 +23,6 @@ import (
 // must wait for it.
 func (d *postgres) objectsFingerprint(ctx context.Context, req *plan.Request) *pendingFingerprint {
 	f := &pendingFingerprint{done: make(chan struct{})}
-	if req.HasRawSQL() {
-		f.err = errNoFingerprint
-		close(f.done)
-		return f
-	}
 	schemas := req.Schemas()
 	go func() {
 		defer close(f.done)
@@ -70,13 +65,15 @@ func (d *postgres) rotateWarm(ctx context.Context, req *plan.Request, e warmEntr
 		return nil, false, backendErr("acquire admin connection", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Conn().Prepare(ctx, warmCheckName, warmCheckSQL); err != nil { // once per connection
-		return nil, false, backendErr("prepare warm check", err)
+	for _, st := range [...]struct{ name, sql string }{{warmAcquireName, acquireSQL}, {warmCheckName, warmCheckSQL}} {
+		if _, err := conn.Conn().Prepare(ctx, st.name, st.sql); err != nil { // a round trip once per connection, then pgx's cache
+			return nil, false, backendErr("prepare warm rotation", err)
+		}
 	}
 	lease := d.newLease(req.Candidates())
 	sum := md5.Sum([]byte(e.comment))
 	batch := &pgconn.Batch{}
-	batch.ExecParams(acquireSQL, [][]byte{[]byte(lease.holder), textArray(lease.names), []byte("t")}, nil, nil, nil)
+	batch.ExecPrepared(warmAcquireName, [][]byte{[]byte(lease.holder), textArray(lease.names), []byte("t")}, nil, nil)
 	batch.ExecParams("SELECT set_config('synchronous_commit', 'off', true)", nil, nil, nil, nil)
 	batch.ExecPrepared(warmCheckName, [][]byte{[]byte(e.role), []byte(hex.EncodeToString(sum[:]))}, nil, nil)
 	batch.ExecParams(fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s VALID UNTIL %s",
@@ -85,8 +82,9 @@ func (d *postgres) rotateWarm(ctx context.Context, req *plan.Request, e warmEntr
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
 			p.log.Debug("warm rotation refused; taking the cold path", "role", e.role, "err", err)
-			return nil, false, nil
+			return nil, false, nil // the implicit transaction, lease included, rolled back
 		}
+		lease.abandon()
 		return nil, false, backendErr("rotate password", err)
 	}
 	if fp, ferr := objects.wait(); ferr != nil || fp != e.objects {
@@ -101,7 +99,8 @@ func (d *postgres) rotateWarm(ctx context.Context, req *plan.Request, e warmEntr
 // error is needed: a CASE with a constant error branch may be folded, and
 // fail, at plan time.)
 const (
-	warmCheckName = "waypoint_warm_check"
-	warmCheckSQL  = `SELECT 1 / count(*) FROM pg_roles r
+	warmAcquireName = "waypoint_warm_acquire" // acquireSQL
+	warmCheckName   = "waypoint_warm_check"
+	warmCheckSQL    = `SELECT 1 / count(*) FROM pg_roles r
  WHERE r.rolname = $1 AND r.rolcanlogin AND md5(coalesce(shobj_description(r.oid, 'pg_authid'), '')) = $2`
 )

@@ -52,7 +52,7 @@ type Options struct {
 	// pgwire.BackendSecurity.Apply, the function role logins are secured
 	// with. Nil keeps the connection string's own settings.
 	Secure func(*pgconn.Config) error
-	// Prefix starts every role name; "" means DefaultPrefix. It must pass
+	// Prefix starts every role name; "" means plan.DefaultPrefix. It must pass
 	// plan.ValidatePrefix.
 	Prefix string
 	// TTL is how long a role may stay unused: Cleanup removes (or, when it
@@ -314,11 +314,15 @@ func (p *Provisioner) Stats() Stats {
 }
 
 // IsCockroachDB reports whether the backend is CockroachDB.
-func (p *Provisioner) IsCockroachDB() bool { return p.dialect.String() == cockroachName }
+func (p *Provisioner) IsCockroachDB() bool {
+	_, ok := p.dialect.(*cockroach)
+	return ok
+}
 
 // Close closes all connections. Ensure calls after Close fail with a Closed
-// error. Close waits for the admin connections in use (on CockroachDB, those
-// holding the locks of outstanding Leases); it is idempotent.
+// error. Close first waits, at most unlockTimeout, for the lease releases
+// already started, then for the admin connections in use (on CockroachDB,
+// those holding the locks of outstanding Leases); it is idempotent.
 func (p *Provisioner) Close() {
 	p.mu.Lock()
 	if p.closed {
@@ -329,6 +333,12 @@ func (p *Provisioner) Close() {
 	pools := p.workPools
 	p.workPools = map[string]*pgxpool.Pool{}
 	p.mu.Unlock()
+	// Releases started before Close get their attempt: a lease left held
+	// would refuse its identity on every other instance until it expires.
+	// A release that fails now is not retried (closed is set).
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	p.waitUnlocks(ctx)
+	cancel()
 	for _, pool := range pools {
 		pool.Close()
 	}

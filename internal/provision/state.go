@@ -14,7 +14,7 @@ import (
 
 // setupState makes sure, once at start, that the admin database has
 // Waypoint's coordination schema (owned by the admin, nobody else has any
-// privilege on it) with its tables, and that the UsersGroup role exists.
+// privilege on it) with its tables, and that the plan.UsersGroup role exists.
 // Concurrent starts of several instances are fine.
 func (p *Provisioner) setupState(ctx context.Context) error {
 	// The group first: it needs CREATEROLE, the admin's most basic right.
@@ -66,10 +66,10 @@ func (p *Provisioner) ensureStateSchema(ctx context.Context) error {
 	return nil
 }
 
-// ensureUsersGroup creates the UsersGroup role, or checks that the existing
+// ensureUsersGroup creates the plan.UsersGroup role, or checks that the existing
 // one cannot log in.
 func (p *Provisioner) ensureUsersGroup(ctx context.Context) error {
-	name := UsersGroup(p.opts.Prefix)
+	name := plan.UsersGroup(p.opts.Prefix)
 	var canLogin bool
 	err := p.adminPool.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", name).Scan(&canLogin)
 	switch {

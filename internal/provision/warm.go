@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -78,9 +77,6 @@ func (c *warmCache) forget(key string) {
 	c.mu.Unlock()
 }
 
-// errNoFingerprint: no objects fingerprint is read (raw SQL).
-var errNoFingerprint = errors.New("no objects fingerprint")
-
 // pendingFingerprint is an objects fingerprint being read in the background.
 type pendingFingerprint struct {
 	done chan struct{}
@@ -108,6 +104,9 @@ func (p *Provisioner) finishFingerprint(database string, f *pendingFingerprint) 
 // fingerprintStmt names objectsFingerprintSQL prepared on work connections.
 const fingerprintStmt = "waypoint_objects_fp"
 
+// arrayElemEscaper escapes one quoted element of an array literal.
+var arrayElemEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 // textArray encodes ss as a PostgreSQL text[] literal in text format.
 func textArray(ss []string) []byte {
 	var b strings.Builder
@@ -117,7 +116,7 @@ func textArray(ss []string) []byte {
 			b.WriteByte(',')
 		}
 		b.WriteByte('"')
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s))
+		b.WriteString(arrayElemEscaper.Replace(s))
 		b.WriteByte('"')
 	}
 	b.WriteByte('}')

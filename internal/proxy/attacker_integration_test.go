@@ -19,6 +19,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/identity"
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
 	"github.com/waypoint-proxy/waypoint/internal/provision"
+	"github.com/waypoint-proxy/waypoint/internal/provision/plan"
 	"github.com/waypoint-proxy/waypoint/internal/proxy"
 )
 
@@ -283,8 +284,8 @@ func TestAttack_LocksCannotStallOthers(t *testing.T) {
 				t.Fatalf("extra session: %v", err)
 			}
 		}
-		victimRole := provision.RoleName("wp_", peerOf(victim.Login, "desk"), "lockdb", "")
-		for _, key := range []int64{oldLockKey("\x00database-grants"), oldLockKey(victimRole), oldLockKey(provision.ClashRoleName("wp_", peerOf(victim.Login, "desk"), "lockdb", ""))} {
+		victimRole := plan.RoleName("wp_", peerOf(victim.Login, "desk"), "lockdb", "")
+		for _, key := range []int64{oldLockKey("\x00database-grants"), oldLockKey(victimRole), oldLockKey(plan.ClashRoleName("wp_", peerOf(victim.Login, "desk"), "lockdb", ""))} {
 			if err := execSQL(hold, "SELECT pg_advisory_lock($1)", key); err != nil {
 				t.Fatalf("take advisory lock %d: %v", key, err)
 			}
