@@ -154,7 +154,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	closing   bool
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // sessions being served
+	refills   sync.WaitGroup // spares being opened in the background (refillSpare)
 }
 
 // New checks opts and returns a Server that is not yet serving.
@@ -252,7 +253,8 @@ func (s *Server) isClosing() bool {
 
 // Shutdown stops accepting, then waits for open sessions to end until ctx is
 // done; sessions still open then are told Waypoint is shutting down (57P01)
-// and closed. It returns how many sessions had to be closed that way.
+// and closed. Spare backends being opened are abandoned and waited for. It
+// returns how many sessions had to be closed that way.
 // Shutdown is idempotent.
 func (s *Server) Shutdown(ctx context.Context) (closed int) {
 	s.mu.Lock()
@@ -268,16 +270,19 @@ func (s *Server) Shutdown(ctx context.Context) (closed int) {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return 0
 	case <-ctx.Done():
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.stop(failMsg(KindShutdown, "", errors.New("drain timeout reached")))
+			closed++
+		}
+		s.mu.Unlock()
+		<-done
 	}
-	s.mu.Lock()
-	for sess := range s.sessions {
-		sess.stop(failMsg(KindShutdown, "", errors.New("drain timeout reached")))
-		closed++
-	}
-	s.mu.Unlock()
-	<-done
+	// Every refill was started by a session, all of which have ended, and
+	// gives up now that s.done is: none outlives Shutdown to rotate a
+	// password or log in after the caller closed the provisioner.
+	s.refills.Wait()
 	return closed
 }
 

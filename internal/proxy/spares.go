@@ -306,7 +306,7 @@ func (s *Server) refillSpare(sess *session) {
 		return
 	}
 	peer, eff := sess.peer, sess.eff
-	go func() { // bounded by SetupTimeout; a spare done after Close is closed by put
+	s.refills.Go(func() { // bounded by SetupTimeout and ended by Shutdown; a spare done after Close is closed by put
 		sp, err := s.openSpare(key, peer, eff)
 		if err != nil {
 			s.spares.unreserve(key)
@@ -315,13 +315,14 @@ func (s *Server) refillSpare(sess *session) {
 		}
 		s.spares.put(sp)
 		s.opts.Metrics.SpareBackends(s.opts.Listener, s.spareCount())
-	}()
+	})
 }
 
 // openSpare provisions the role (a warm rotation, normally) and logs in as
-// it with only the identity's own parameters and spareApplicationName.
+// it with only the identity's own parameters and spareApplicationName. It
+// gives up when Shutdown begins.
 func (s *Server) openSpare(key string, peer identity.Peer, eff authz.Effective) (*spare, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.SetupTimeout)
+	ctx, cancel := context.WithTimeout(s.done, s.opts.SetupTimeout)
 	defer cancel()
 	cred, err := s.opts.Provisioner.Ensure(ctx, peer, eff)
 	if err != nil {
