@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/server"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet/devnet"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 	"github.com/waypoint-proxy/waypoint/internal/tunnelnode"
 )
 
@@ -50,7 +52,7 @@ backend_tls = "disable"
 // test's cleanup.
 func startTestApp(t *testing.T, dn *devnet.Net, c *pgtest.Cluster) *server.App {
 	t.Helper()
-	text := fmt.Sprintf(tunnelTestConfig, t.TempDir(), dn.AuthKey(), dn.ControlURL, c.Addr(), c.AdminPassword)
+	text := fmt.Sprintf(tunnelTestConfig, testkit.StateDir(t), dn.AuthKey(), dn.ControlURL, c.Addr(), c.AdminPassword)
 	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -87,7 +89,7 @@ func TestTunnel_EndToEnd(t *testing.T) {
 
 	tun, err := tunnelnode.Start(ctx, tunnelnode.Spec{
 		Hostname:   "ci-runner",
-		StateDir:   t.TempDir(),
+		StateDir:   testkit.StateDir(t),
 		AuthKey:    dn.AuthKey(),
 		ControlURL: dn.ControlURL,
 		Ephemeral:  true,
@@ -153,5 +155,39 @@ func TestTunnel_FlagErrors(t *testing.T) {
 				t.Errorf("got exit %d, stderr %q; want 2 and %q", code, stderr, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestStart_MetricsPortTaken: a [metrics] listen address that cannot be
+// bound fails server.Start with an error naming it, instead of leaving a
+// proxy whose /readyz never answers; the node and the listener it had
+// started are shut down again.
+func TestStart_MetricsPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	c := pgtest.Shared(t, pgtest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), tunnelTestTimeout)
+	defer cancel()
+	dn, err := devnet.Start(ctx, devnet.Options{})
+	if err != nil {
+		t.Fatalf("devnet: %v", err)
+	}
+	t.Cleanup(func() { dn.Close() })
+	text := fmt.Sprintf(tunnelTestConfig, testkit.StateDir(t), dn.AuthKey(), dn.ControlURL, c.Addr(), c.AdminPassword) +
+		fmt.Sprintf("\n[metrics]\nlisten = %q\n", taken.Addr().String())
+	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	a, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	if err == nil {
+		a.Shutdown(time.Second)
+		t.Fatal("server.Start succeeded with its metrics port taken")
+	}
+	if !strings.Contains(err.Error(), "metrics: listen on "+taken.Addr().String()) {
+		t.Errorf("server.Start: %v, want an error naming the metrics address", err)
 	}
 }

@@ -79,17 +79,6 @@ func writeText(w http.ResponseWriter, code int, body string) {
 // or one gather, so that a slow check still produces its 503.
 const writeTimeout = ReadyTimeout + 10*time.Second
 
-// Serve listens on addr (host:port) and serves h until ctx is done; see
-// ServeListener.
-func Serve(ctx context.Context, addr string, h http.Handler) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
-	}
-	return ServeListener(ctx, ln, h)
-}
-
 // ServeListener serves h on ln until ctx is done, with bounded timeouts and
 // a graceful shutdown (httpserve.Serve). It closes ln.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -66,7 +67,10 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, 
 		return nil, err
 	}
 	if cfg.Metrics != nil {
-		a.serveMetrics(bg, cfg.Metrics.Listen, reg, logger)
+		if err := a.serveMetrics(bg, cfg.Metrics.Listen, reg, logger); err != nil {
+			a.Shutdown(0)
+			return nil, err
+		}
 	}
 	v4, _ := node.Addrs()
 	logger.Info("waypoint is serving", "hostname", cfg.Tailscale.Hostname, "tailnet_ip", v4.String(), "listeners", len(a.listeners))
@@ -124,7 +128,9 @@ func (a *App) watchPolicy(ctx context.Context) {
 
 // serveMetrics serves /metrics, /healthz and /readyz on addr (not on the
 // tailnet). Ready means the tailnet node is up and every admin can log in.
-func (a *App) serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) {
+// It opens addr before it returns, so a port that cannot be bound fails
+// Start instead of leaving a proxy whose /readyz never answers.
+func (a *App) serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) error {
 	ready := func(ctx context.Context) error {
 		if v4, _ := a.node.Addrs(); !v4.IsValid() {
 			return errors.New("tailnet node has no address yet")
@@ -136,13 +142,17 @@ func (a *App) serveMetrics(ctx context.Context, addr string, reg *prometheus.Reg
 		}
 		return nil
 	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := metrics.Serve(ctx, addr, metrics.Handler(reg, ready)); err != nil {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	a.wg.Go(func() {
+		if err := metrics.ServeListener(ctx, ln, metrics.Handler(reg, ready)); err != nil {
 			logger.Error("metrics endpoint stopped", "addr", addr, "err", err)
 		}
-	}()
+	})
+	return nil
 }
 
 // Shutdown stops accepting on every listener, waits up to drain (<= 0: no
