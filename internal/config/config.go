@@ -280,7 +280,8 @@ type Postgres struct {
 	// max_connections.
 	MaxSpareBackends int
 	// SpareIdleTimeout closes a spare not handed out in time (key
-	// spare_idle_timeout). Default 60s; must be positive.
+	// spare_idle_timeout). Default 60s; must be positive and shorter than
+	// UserTTL, so that an idle spare never keeps its role from cleanup.
 	SpareIdleTimeout time.Duration
 	// AllowRawSQL overrides Provisioning.AllowRawSQL for this listener (key
 	// allow_raw_sql). Nil, the default, inherits it; see

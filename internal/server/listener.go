@@ -59,7 +59,9 @@ type serverParts struct {
 // build acquires a listener's resources from r, pushing each one's closer
 // on a cleanup stack as soon as it is acquired. On error everything
 // acquired so far is released, in reverse order, and nothing is left open;
-// on success the stack is the listener's Close. build starts no goroutine.
+// on success the stack is the listener's Close. build starts no serving
+// goroutine (startListener does); resources may start their own
+// background work (the audit writer, the Redis heartbeat, pool upkeep).
 func build(ctx context.Context, name string, r resources) (_ *listener, err error) {
 	l := &listener{name: name}
 	defer func() {
