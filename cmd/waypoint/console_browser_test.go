@@ -14,6 +14,7 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/coord/redistest"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // screenshotEnv, when set, names the file the browser test writes its
@@ -157,7 +158,7 @@ func TestConsole_Browser(t *testing.T) {
 		t.Errorf("the terminated session stayed on the page: %v", err)
 	}
 	cancel()
-	waitUntil(t, "the other instance's audit log to record the termination", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the other instance's audit log to record the termination", func() bool {
 		return strings.Contains(readFile(other.auditLog), `"action":"terminate"`)
 	})
 }

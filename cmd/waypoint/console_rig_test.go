@@ -20,6 +20,7 @@ import (
 	"github.com/waypoint-proxy/waypoint/internal/server"
 	"github.com/waypoint-proxy/waypoint/internal/tailnet"
 	"github.com/waypoint-proxy/waypoint/internal/tailnettest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 	"github.com/waypoint-proxy/waypoint/internal/tunnel"
 )
 
@@ -83,7 +84,7 @@ type consoleInstance struct {
 	local     string // the loopback face, host:port
 	tokenFile string
 	auditLog  string
-	logs      *lockedLog
+	logs      *testkit.SyncBuffer
 }
 
 // newConsoleRig starts n instances; with redisAddr they share it.
@@ -108,8 +109,8 @@ func (r *consoleRig) start(hostname, extra string) *consoleInstance {
 	t.Helper()
 	dir := t.TempDir()
 	in := &consoleInstance{hostname: hostname, local: freePort(t), tokenFile: filepath.Join(dir, "console.token"),
-		auditLog: filepath.Join(dir, "audit.jsonl"), logs: &lockedLog{}}
-	text := fmt.Sprintf(consoleTestConfig, hostname, filepath.Join(dir, "tsnet"), r.tn.AuthKey(), r.tn.ControlURL,
+		auditLog: filepath.Join(dir, "audit.jsonl"), logs: &testkit.SyncBuffer{}}
+	text := fmt.Sprintf(consoleTestConfig, hostname, testkit.StateDir(t), r.tn.AuthKey(), r.tn.ControlURL,
 		in.local, in.tokenFile, extra, r.pg.Addr(), in.auditLog, r.pg.AdminPassword)
 	cfg, err := config.Parse([]byte(text), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -208,15 +209,6 @@ func cli(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = run(args, &out, &errOut)
 	return code, out.String(), errOut.String()
-}
-
-// lockedLog collects an instance's log lines.
-type lockedLog struct{ logLines }
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 // readFile returns the file's contents, or "" if it cannot be read.

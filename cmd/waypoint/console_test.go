@@ -17,19 +17,8 @@ import (
 
 	"github.com/waypoint-proxy/waypoint/internal/console"
 	"github.com/waypoint-proxy/waypoint/internal/coord/redistest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
-
-// waitUntil polls cond for up to 20 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // fatal57P01 reports whether err is the FATAL 57P01 an operator's
 // termination sends.
@@ -136,7 +125,7 @@ func TestConsole_CLI(t *testing.T) {
 		}
 	})
 
-	waitUntil(t, "the audit log to record the terminations", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the audit log to record the terminations", func() bool {
 		return strings.Count(readFile(in.auditLog), `"kind":"console"`) >= 3
 	})
 	audit := readFile(in.auditLog)
@@ -279,7 +268,7 @@ func TestConsole_TwoInstancesThroughRedis(t *testing.T) {
 	if _, err := onB.Exec(ctx, "select 1"); !fatal57P01(err) {
 		t.Errorf("alice on B after terminate via A: got %v, want 57P01", err)
 	}
-	waitUntil(t, "B's audit log to record who terminated", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "B's audit log to record who terminated", func() bool {
 		return strings.Contains(readFile(b.auditLog), `"by":"ops@example.com"`)
 	})
 

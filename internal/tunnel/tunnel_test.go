@@ -86,7 +86,7 @@ func TestServe_ForwardsWithHalfClose(t *testing.T) {
 		t.Fatalf("reply: got %q, %v; want %q (the answer comes only after the half-close went through)", got, err, "got 5")
 	}
 	c.Close()
-	waitFor(t, func() bool { return strings.Contains(logs.String(), "tunnel connection") })
+	testkit.WaitFor(t, liveness, "the tunnel connection to be logged", func() bool { return strings.Contains(logs.String(), "tunnel connection") })
 	if log := logs.String(); !strings.Contains(log, "bytes_sent=5") || !strings.Contains(log, "bytes_received=5") || !strings.Contains(log, "target="+target) {
 		t.Errorf("log: got %q, want one line with target, bytes_sent=5 and bytes_received=5", log)
 	}
@@ -116,7 +116,7 @@ func TestServe_DialFailures(t *testing.T) {
 			if got, err := io.ReadAll(c); err != nil || len(got) != 0 {
 				t.Errorf("read: got %q, %v; want EOF with no data", got, err)
 			}
-			waitFor(t, func() bool { return strings.Contains(logs.String(), "tunnel connection failed") })
+			testkit.WaitFor(t, liveness, "the failed tunnel connection to be logged", func() bool { return strings.Contains(logs.String(), "tunnel connection failed") })
 		})
 	}
 }
@@ -213,18 +213,5 @@ func TestServe_RetriesTemporaryAcceptErrors(t *testing.T) {
 	}
 	if log := logs.String(); !strings.Contains(log, "accept failed; retrying") {
 		t.Errorf("log: got %q, want the retried Accept error", log)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test at the liveness
-// deadline.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(liveness)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -41,7 +41,7 @@ func startNode(t *testing.T, dn *devnet.Net, hostname string) *tailnet.Node {
 	defer cancel()
 	n, err := tailnet.Start(ctx, tailnet.Options{
 		Hostname:   hostname,
-		Dir:        t.TempDir(),
+		Dir:        testkit.StateDir(t),
 		AuthKey:    dn.AuthKey(),
 		ControlURL: dn.ControlURL,
 		Ephemeral:  true,
@@ -194,7 +194,7 @@ func TestNet_CloseIdempotent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := tailnet.Start(ctx, tailnet.Options{
-		Hostname: "late", Dir: t.TempDir(), AuthKey: dn.AuthKey(), ControlURL: dn.ControlURL,
+		Hostname: "late", Dir: testkit.StateDir(t), AuthKey: dn.AuthKey(), ControlURL: dn.ControlURL,
 	})
 	if err == nil {
 		t.Errorf("joining a closed devnet: got nil error, want one")
