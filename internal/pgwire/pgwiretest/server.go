@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // sessionTimeout bounds each connection a Server serves: a liveness bound
@@ -42,15 +44,15 @@ type Server struct {
 	answer QueryFunc
 	done   chan struct{} // closed by stop: ends queries running until cancelled
 
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	closing  bool
-	conns    map[net.Conn]struct{}
-	roles    map[string]string // role → password
-	sessions []*Session
-	refused  []string // roles whose login was refused
-	cancels  int      // CancelRequests received, matching or not
-	nextPID  uint32
+	stopServing func() // closes the listener and waits for the connections being served (testkit.Serve)
+	mu          sync.Mutex
+	closing     bool
+	conns       map[net.Conn]struct{}
+	roles       map[string]string // role → password
+	sessions    []*Session
+	refused     []string // roles whose login was refused
+	cancels     int      // CancelRequests received, matching or not
+	nextPID     uint32
 }
 
 // Session is one logged-in session of a Server.
@@ -113,8 +115,14 @@ func StartServer(tb testing.TB, answer QueryFunc) *Server {
 		tb.Fatal(err)
 	}
 	s := &Server{tb: tb, ln: ln, answer: answer, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, roles: map[string]string{}, nextPID: 4000}
-	s.wg.Add(1)
-	go s.accept()
+	s.stopServing = testkit.Serve(tb, ln, func(conn net.Conn) {
+		if !s.track(conn) {
+			return
+		}
+		defer s.untrack(conn)
+		_ = conn.SetDeadline(time.Now().Add(sessionTimeout))
+		s.serve(conn)
+	})
 	tb.Cleanup(s.stop)
 	return s
 }
@@ -158,33 +166,11 @@ func (s *Server) stop() {
 		close(s.done)
 	}
 	s.closing = true
-	s.ln.Close()
 	for c := range s.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *Server) accept() {
-	defer s.wg.Done()
-	for {
-		conn, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !s.track(conn) {
-			conn.Close()
-			return
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.untrack(conn)
-			_ = conn.SetDeadline(time.Now().Add(sessionTimeout))
-			s.serve(conn)
-		}()
-	}
+	s.stopServing()
 }
 
 func (s *Server) track(c net.Conn) bool {
