@@ -1,4 +1,4 @@
-package server
+package provision
 
 import (
 	"context"
@@ -6,26 +6,20 @@ import (
 	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
-	"github.com/waypoint-proxy/waypoint/internal/provision"
 )
 
-// TestRunCleanup_Timing pins the contract of provision.RunCleanup that
+// TestRunCleanup_Timing pins the contract of RunCleanup that
 // each listener's cleanup relies on: cleanup_interval = 0 runs no pass and
 // returns at once; otherwise the first pass comes one interval after the
 // call, not at once, every pass is reported, and cancelling ctx stops it.
 func TestRunCleanup_Timing(t *testing.T) {
-	pg := pgtest.Start(t, pgtest.Options{})
+	prov := newTestProvisioner(t, pgtest.Shared(t, pgtest.Options{}), Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prov, err := provision.New(ctx, provision.Options{AdminConnString: pg.ConnString(pg.AdminUser, pg.AdminPassword, "postgres")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prov.Close()
 
 	reports := make(chan time.Duration, 10)
 	start := time.Now()
-	report := func(provision.CleanupResult, error) { reports <- time.Since(start) }
+	report := func(CleanupResult, error) { reports <- time.Since(start) }
 	prov.RunCleanup(ctx, 0, report) // returns at once, or the test times out
 	if len(reports) != 0 {
 		t.Fatalf("interval 0 ran %d passes, want none", len(reports))
