@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/waypoint-proxy/waypoint/internal/pgdemo"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // requirePostgres skips the test when PostgreSQL is not installed (the demo
@@ -16,10 +16,7 @@ func requirePostgres(t *testing.T) {
 	t.Helper()
 	_, _, err := pgdemo.FindBinaries()
 	if errors.Is(err, pgdemo.ErrNotInstalled) {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); !ci {
-			t.Skip(err)
-		}
-		t.Fatal(err)
+		testkit.SkipUnlessCI(t, err)
 	}
 }
 

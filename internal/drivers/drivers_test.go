@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -51,13 +50,6 @@ type missingError struct{ what string }
 
 func (e *missingError) Error() string {
 	return fmt.Sprintf("%s not installed; %s", e.what, installHint)
-}
-
-// inCI reports whether CI=true, where a missing driver fails the test
-// instead of skipping it (as pgtest does for PostgreSQL).
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
 }
 
 // python finds a Python 3 that imports module. Debian's python3-* packages

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/pgtest"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -120,7 +121,7 @@ func runDriver(t *testing.T, d driver, r *rig, col *column) {
 	}
 	argv, env, err := d.find(script)
 	if err != nil {
-		if isMissing(err) && !inCI() {
+		if isMissing(err) && !testkit.InCI() {
 			t.Skip(err)
 		}
 		t.Fatal(err)

@@ -6,11 +6,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 const testTimeout = 2 * time.Minute
@@ -34,9 +35,7 @@ func startOrSkip(t *testing.T, opts Options) *Server {
 	defer cancel()
 	s, err := Start(ctx, opts)
 	if errors.Is(err, ErrNotInstalled) {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); !ci {
-			t.Skip(err)
-		}
+		testkit.SkipUnlessCI(t, err)
 	}
 	if err != nil {
 		t.Fatalf("Start: %v", err)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 func TestParseMajor(t *testing.T) {
@@ -79,22 +81,11 @@ func TestCredential(t *testing.T) {
 		return
 	}
 	if errors.Is(err, ErrNoSystemUser) {
-		skipOutsideCI(t, err)
+		testkit.SkipUnlessCI(t, err)
 	}
 	if err != nil || cred == nil || cred.Uid == 0 {
 		t.Fatalf("Credential() as root: got %+v, %v; want the non-root %s user", cred, err, SystemUser)
 	}
-}
-
-// skipOutsideCI skips the test for a missing prerequisite, except under
-// CI=true, where everything the tests need is installed first and a missing
-// piece is a failure.
-func skipOutsideCI(t *testing.T, why any) {
-	t.Helper()
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("%v (CI=true: install it first, e.g. scripts/install-postgres.sh)", why)
-	}
-	t.Skip(why)
 }
 
 // credentialOrSkip returns Credential(), skipping the test if the system
@@ -103,7 +94,7 @@ func credentialOrSkip(t *testing.T) *syscall.Credential {
 	t.Helper()
 	cred, err := Credential()
 	if errors.Is(err, ErrNoSystemUser) {
-		skipOutsideCI(t, err)
+		testkit.SkipUnlessCI(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +138,7 @@ func TestStop_NotStartedIsNoop(t *testing.T) {
 func TestServer_Lifecycle(t *testing.T) {
 	all := Installed()
 	if len(all) == 0 {
-		skipOutsideCI(t, "pgserver: no PostgreSQL installed")
+		testkit.SkipUnlessCI(t, "pgserver: no PostgreSQL installed")
 	}
 	cred := credentialOrSkip(t)
 	dir, err := NewDir("pgserver-test-*", cred)

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -110,4 +111,22 @@ func StateDir(tb testing.TB) string {
 		tb.Errorf("remove %s: %v", dir, err)
 	})
 	return dir
+}
+
+// InCI reports whether the environment says this is a CI run (CI set to a
+// true value, as strconv.ParseBool reads it).
+func InCI() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return ci
+}
+
+// SkipUnlessCI ends the test for a missing prerequisite (why): a skip on a
+// developer's machine, a failure under CI=true, where every prerequisite
+// must be installed.
+func SkipUnlessCI(tb testing.TB, why any) {
+	tb.Helper()
+	if InCI() {
+		tb.Fatalf("%v (CI=true: install it first, e.g. scripts/install-postgres.sh)", why)
+	}
+	tb.Skip(why)
 }

@@ -92,3 +92,24 @@ func TestLogTail(t *testing.T) {
 		t.Errorf("after Take: %q, want none", got)
 	}
 }
+
+func TestInCI(t *testing.T) {
+	tests := []struct {
+		env  string
+		want bool
+	}{
+		{"", false},
+		{"true", true},
+		{"1", true},
+		{"false", false},
+		{"yes", false}, // not a Go bool: treated as unset
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			t.Setenv("CI", tt.env)
+			if got := InCI(); got != tt.want {
+				t.Errorf("InCI() with CI=%q = %t, want %t", tt.env, got, tt.want)
+			}
+		})
+	}
+}

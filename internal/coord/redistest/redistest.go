@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/waypoint-proxy/waypoint/internal/pgserver"
+	"github.com/waypoint-proxy/waypoint/internal/testkit"
 )
 
 // startTimeout bounds waiting for a started server to answer PING.
@@ -42,7 +42,7 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		skipOrFatal(tb, fmt.Errorf("redistest: redis-server not found: %w", err))
+		testkit.SkipUnlessCI(tb, fmt.Errorf("redistest: redis-server not found: %w", err))
 	}
 	port, err := pgserver.FreePort() // Restart fails the test loudly if another process took it meanwhile
 	if err != nil {
@@ -136,20 +136,4 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-// skipOrFatal ends the test for a missing redis-server: a skip locally, a
-// failure when CI=true.
-func skipOrFatal(tb testing.TB, err error) {
-	tb.Helper()
-	if inCI() {
-		tb.Fatal(err)
-	}
-	tb.Skip(err)
-}
-
-// inCI reports whether the environment says this is a CI run.
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
 }

@@ -19,24 +19,3 @@ func TestStopRestart(t *testing.T) {
 		t.Fatalf("PING a restarted server on the same port: %v", err)
 	}
 }
-
-func TestInCI(t *testing.T) {
-	tests := []struct {
-		env  string
-		want bool
-	}{
-		{"", false},
-		{"true", true},
-		{"1", true},
-		{"false", false},
-		{"yes", false}, // not a Go bool: treated as unset
-	}
-	for _, tt := range tests {
-		t.Run(tt.env, func(t *testing.T) {
-			t.Setenv("CI", tt.env)
-			if got := inCI(); got != tt.want {
-				t.Errorf("inCI() with CI=%q = %t, want %t", tt.env, got, tt.want)
-			}
-		})
-	}
-}
