@@ -37,7 +37,7 @@ func (l *listener) Close() { l.acquired.unwind() }
 // function that releases it (nil when nothing needs releasing). live is the
 // implementation serve uses; tests pass fakes.
 type resources interface {
-	backend() (pgwire.BackendSecurity, error)
+	security() (pgwire.BackendSecurity, error)
 	provisioner(ctx context.Context, sec pgwire.BackendSecurity) (*provision.Provisioner, func(), error)
 	clientTLS() (*tls.Config, error)
 	coord(ctx context.Context) (coord.Store, func(), error)
@@ -71,7 +71,7 @@ func build(ctx context.Context, name string, r resources) (_ *listener, err erro
 	}()
 	var p serverParts
 	var closer func()
-	if p.sec, err = r.backend(); err != nil {
+	if p.sec, err = r.security(); err != nil {
 		return nil, err
 	}
 	if p.prov, closer, err = r.provisioner(ctx, p.sec); err != nil {

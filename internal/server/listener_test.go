@@ -17,7 +17,7 @@ import (
 
 // buildSteps are build's steps in order; those in opens acquire something
 // that must be released.
-var buildSteps = []string{"backend", "provisioner", "clientTLS", "coord", "audit", "server", "listen", "listenService"}
+var buildSteps = []string{"security", "provisioner", "clientTLS", "coord", "audit", "server", "listen", "listenService"}
 
 var opens = map[string]bool{"provisioner": true, "coord": true, "audit": true, "listen": true, "listenService": true}
 
@@ -43,8 +43,8 @@ func (f *fakeResources) step(name string) (func(), error) {
 	return func() { f.events = append(f.events, "close "+name) }, nil
 }
 
-func (f *fakeResources) backend() (pgwire.BackendSecurity, error) {
-	_, err := f.step("backend")
+func (f *fakeResources) security() (pgwire.BackendSecurity, error) {
+	_, err := f.step("security")
 	return pgwire.BackendSecurity{}, err
 }
 

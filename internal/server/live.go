@@ -24,7 +24,7 @@ type live struct {
 	logger *slog.Logger
 }
 
-func (r *live) backend() (pgwire.BackendSecurity, error) { return backendSecurity(r.l) }
+func (r *live) security() (pgwire.BackendSecurity, error) { return backendSecurity(r.l) }
 
 func (r *live) provisioner(ctx context.Context, sec pgwire.BackendSecurity) (*provision.Provisioner, func(), error) {
 	opts := adminOptions(r.l, sec)
