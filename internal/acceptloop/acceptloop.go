@@ -63,7 +63,7 @@ func Run(ctx context.Context, ln net.Listener, handle func(net.Conn), opts Optio
 			if ctx.Err() != nil {
 				return shutdown()
 			}
-			if !Temporary(err) {
+			if !temporary(err) {
 				return err
 			}
 			backoff = opts.next(backoff)
@@ -80,9 +80,9 @@ func Run(ctx context.Context, ln net.Listener, handle func(net.Conn), opts Optio
 	}
 }
 
-// Temporary reports whether an Accept error may go away by itself: it has
+// temporary reports whether an Accept error may go away by itself: it has
 // a Temporary or a Timeout method that says so.
-func Temporary(err error) bool {
+func temporary(err error) bool {
 	var t interface{ Temporary() bool }
 	if errors.As(err, &t) && t.Temporary() {
 		return true

@@ -205,8 +205,8 @@ func TestTemporary(t *testing.T) {
 		{errors.New("boom"), false},
 	}
 	for _, tt := range tests {
-		if got := Temporary(tt.err); got != tt.want {
-			t.Errorf("Temporary(%v): got %v, want %v", tt.err, got, tt.want)
+		if got := temporary(tt.err); got != tt.want {
+			t.Errorf("temporary(%v): got %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }
