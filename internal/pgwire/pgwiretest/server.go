@@ -328,6 +328,7 @@ func (s *Server) login(be *pgproto3.Backend, m *pgproto3.StartupMessage, conn ne
 	be.Send(&pgproto3.BackendKeyData{ProcessID: sess.PID, SecretKey: be32(sess.secret)})
 	be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 	if be.Flush() != nil {
+		sess.closeOnce.Do(func() { close(sess.closed) }) // listed, but ended before it began
 		return nil
 	}
 	return sess
